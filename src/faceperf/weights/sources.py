@@ -1,0 +1,141 @@
+"""Choosing and loading the weights of each model: real, packaged, or surrogate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from faceperf.errors import WeightsError
+from faceperf.fileio import sha256_path
+from faceperf.models.registry import ModelSpec, WeightOrigin
+from faceperf.paths import cache_dir, weights_dir
+from faceperf.weights import checkpoint
+
+DEFAULT_SEED = 0
+
+
+class WeightPolicy(Enum):
+    """Which weights the user wants.
+
+    AUTO uses a real checkpoint when its file is in ``weights/`` and a surrogate otherwise;
+    REAL insists on real checkpoints (a missing file is an error, never a silent surrogate);
+    SURROGATE ignores real checkpoints (for reproducible CI numbers).
+    """
+
+    AUTO = "auto"
+    REAL = "real"
+    SURROGATE = "surrogate"
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """Where one model's weights came from, as recorded in the manifest."""
+
+    kind: str  # "real" | "packaged" | "surrogate"
+    detail: dict = field(default_factory=dict)
+
+    def label(self) -> str:
+        if self.kind == "surrogate":
+            fitted = "fitted-" if self.detail.get("fitted") else ""
+            return f"{fitted}surrogate(seed={self.detail['seed']})"
+        return self.kind
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, **self.detail}
+
+
+@dataclass(frozen=True)
+class ModelWeights:
+    """A model's state dict and its provenance."""
+
+    spec: ModelSpec
+    state_dict: dict[str, torch.Tensor]
+    source: WeightSource
+
+    def build_model(self) -> nn.Module:
+        """A fresh eval-mode module with these weights loaded strictly."""
+        model = self.spec.build()
+        checkpoint.load_into(model, self.state_dict, f"{self.spec.name} ({self.source.label()})")
+        return model.eval()
+
+
+def resolve_weights(
+    spec: ModelSpec,
+    policy: WeightPolicy = WeightPolicy.AUTO,
+    directory: Path | None = None,
+    seed: int = DEFAULT_SEED,
+) -> ModelWeights:
+    """Find the weights ``policy`` asks for, load them, and say where they came from."""
+    if spec.origin is WeightOrigin.PACKAGED:
+        return _packaged(spec)
+    assert spec.checkpoint is not None
+    path = (directory or weights_dir()) / spec.checkpoint.filename
+    if policy is WeightPolicy.SURROGATE or (policy is WeightPolicy.AUTO and not path.exists()):
+        from faceperf.weights.surrogates import surrogate_state_dict
+
+        state, detail = surrogate_state_dict(spec, seed)
+        return ModelWeights(spec, state, WeightSource("surrogate", detail))
+    if not path.exists():
+        raise WeightsError(
+            f"{path}: real weights were asked for (--weights real) but the checkpoint "
+            f"{spec.checkpoint.filename} is not there; put it in {path.parent} or use --weights auto"
+        )
+    state = checkpoint.unwrap_state_dict(
+        checkpoint.read_checkpoint(path), spec.checkpoint.container, path
+    )
+    source = WeightSource("real", {"file": spec.checkpoint.filename,
+                                   "sha256": sha256_path(path)})
+    weights = ModelWeights(spec, state, source)
+    checkpoint.load_into(spec.build(), state, str(path))  # fail here, naming the file
+    return weights
+
+
+def _packaged(spec: ModelSpec) -> ModelWeights:
+    packaged = _packaged_mtcnn(cache_dir())
+    detail = {
+        "package": packaged.package,
+        "version": packaged.version,
+        "wheel_sha256": packaged.wheel_sha256,
+        "file_sha256": packaged.file_sha256[spec.name],
+    }
+    return ModelWeights(spec, packaged.state_dicts[spec.name], WeightSource("packaged", detail))
+
+
+@cache
+def _packaged_mtcnn(directory: Path):  # noqa: ANN202 - the type lives in weights.packaged
+    from faceperf.weights.packaged import load_mtcnn_state_dicts
+
+    return load_mtcnn_state_dicts(directory)
+
+
+def weights_identity(
+    spec: ModelSpec,
+    policy: WeightPolicy = WeightPolicy.AUTO,
+    directory: Path | None = None,
+    seed: int = DEFAULT_SEED,
+) -> dict:
+    """What identifies the weights ``resolve_weights`` would return, without loading them.
+
+    Cheap enough to decide whether built artifacts are stale.
+    """
+    if spec.origin is WeightOrigin.PACKAGED:
+        from faceperf.weights.packaged import FACENET_WHEEL_SHA256
+
+        return {"kind": "packaged", "wheel_sha256": FACENET_WHEEL_SHA256}
+    assert spec.checkpoint is not None
+    path = (directory or weights_dir()) / spec.checkpoint.filename
+    if policy is WeightPolicy.REAL or (policy is WeightPolicy.AUTO and path.exists()):
+        return {"kind": "real", "sha256": sha256_path(path) if path.exists() else None}
+    from faceperf.weights.surrogates import calibration_path
+
+    calibration = calibration_path(spec, seed)
+    return {
+        "kind": "surrogate",
+        "seed": seed,
+        "calibration_sha256": sha256_path(calibration) if calibration.exists() else None,
+    }
