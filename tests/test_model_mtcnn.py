@@ -37,25 +37,41 @@ NETS = {
 # facenet-pytorch 2.6.0's state-dict layout: layer name -> parameter shapes.
 EXPECTED_SHAPES = {
     "mtcnn_pnet": {
-        "conv1": [(10, 3, 3, 3), (10,)], "prelu1": [(10,)],
-        "conv2": [(16, 10, 3, 3), (16,)], "prelu2": [(16,)],
-        "conv3": [(32, 16, 3, 3), (32,)], "prelu3": [(32,)],
-        "conv4_1": [(2, 32, 1, 1), (2,)], "conv4_2": [(4, 32, 1, 1), (4,)],
+        "conv1": [(10, 3, 3, 3), (10,)],
+        "prelu1": [(10,)],
+        "conv2": [(16, 10, 3, 3), (16,)],
+        "prelu2": [(16,)],
+        "conv3": [(32, 16, 3, 3), (32,)],
+        "prelu3": [(32,)],
+        "conv4_1": [(2, 32, 1, 1), (2,)],
+        "conv4_2": [(4, 32, 1, 1), (4,)],
     },
     "mtcnn_rnet": {
-        "conv1": [(28, 3, 3, 3), (28,)], "prelu1": [(28,)],
-        "conv2": [(48, 28, 3, 3), (48,)], "prelu2": [(48,)],
-        "conv3": [(64, 48, 2, 2), (64,)], "prelu3": [(64,)],
-        "dense4": [(128, 576), (128,)], "prelu4": [(128,)],
-        "dense5_1": [(2, 128), (2,)], "dense5_2": [(4, 128), (4,)],
+        "conv1": [(28, 3, 3, 3), (28,)],
+        "prelu1": [(28,)],
+        "conv2": [(48, 28, 3, 3), (48,)],
+        "prelu2": [(48,)],
+        "conv3": [(64, 48, 2, 2), (64,)],
+        "prelu3": [(64,)],
+        "dense4": [(128, 576), (128,)],
+        "prelu4": [(128,)],
+        "dense5_1": [(2, 128), (2,)],
+        "dense5_2": [(4, 128), (4,)],
     },
     "mtcnn_onet": {
-        "conv1": [(32, 3, 3, 3), (32,)], "prelu1": [(32,)],
-        "conv2": [(64, 32, 3, 3), (64,)], "prelu2": [(64,)],
-        "conv3": [(64, 64, 3, 3), (64,)], "prelu3": [(64,)],
-        "conv4": [(128, 64, 2, 2), (128,)], "prelu4": [(128,)],
-        "dense5": [(256, 1152), (256,)], "prelu5": [(256,)],
-        "dense6_1": [(2, 256), (2,)], "dense6_2": [(4, 256), (4,)], "dense6_3": [(10, 256), (10,)],
+        "conv1": [(32, 3, 3, 3), (32,)],
+        "prelu1": [(32,)],
+        "conv2": [(64, 32, 3, 3), (64,)],
+        "prelu2": [(64,)],
+        "conv3": [(64, 64, 3, 3), (64,)],
+        "prelu3": [(64,)],
+        "conv4": [(128, 64, 2, 2), (128,)],
+        "prelu4": [(128,)],
+        "dense5": [(256, 1152), (256,)],
+        "prelu5": [(256,)],
+        "dense6_1": [(2, 256), (2,)],
+        "dense6_2": [(4, 256), (4,)],
+        "dense6_3": [(10, 256), (10,)],
     },
 }
 
@@ -186,8 +202,14 @@ def test_torchscript_trace_matches_eager(key: str) -> None:
 
 def _export(net: nn.Module, x: torch.Tensor, names: tuple[str, ...], dyn: dict, path: Path):
     torch.onnx.export(
-        net, (x,), str(path), dynamo=False, opset_version=17, input_names=["image"],
-        output_names=list(names), dynamic_axes=dyn,
+        net,
+        (x,),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["image"],
+        output_names=list(names),
+        dynamic_axes=dyn,
     )
     onnx.checker.check_model(str(path))
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -231,6 +253,7 @@ def test_onnx_export_matches_eager_with_dynamic_axes(key: str, tmp_path: Path) -
 @pytest.mark.parametrize("key", list(NETS))
 def test_coreml_conversion_succeeds(key: str) -> None:
     import coremltools as ct  # imported here: it is slow to import and noisy on Linux
+
     _, names, size = NETS[key]
     x = _inputs((1, 3, size, size))
     model = ct.convert(

@@ -124,8 +124,13 @@ def test_state_dict_keys_and_shapes() -> None:
     assert not [k for k in sd if k.startswith("au_regressor.class_linears.0.") and ".bn" in k]
     prefixes = {k.split(".")[0] for k in sd}
     assert prefixes == {
-        "base_model", "fc_emotion", "fc_gaze", "fc_au",
-        "emotion_classifier", "gaze_regressor", "au_regressor",
+        "base_model",
+        "fc_emotion",
+        "fc_gaze",
+        "fc_au",
+        "emotion_classifier",
+        "gaze_regressor",
+        "au_regressor",
     }
 
 
@@ -134,13 +139,20 @@ def test_backbone_stage_layout() -> None:
     assert [len(stage) for stage in net.blocks] == [1, 2, 2, 3, 3, 4, 1]
     sd = net.state_dict()
     assert "blocks.0.0.conv_pwl.weight" not in sd  # stage 0 is depthwise-separable
-    assert all(
-        m.eps == 1e-3 for m in net.modules() if isinstance(m, nn.BatchNorm2d)
-    ), "TF variant uses BatchNorm eps 1e-3"
+    assert all(m.eps == 1e-3 for m in net.modules() if isinstance(m, nn.BatchNorm2d)), (
+        "TF variant uses BatchNorm eps 1e-3"
+    )
     # Skip only where the block keeps stride 1 and width: the first block of stages 1-6 has none.
     skips = [[b.has_skip for b in stage] for stage in net.blocks]
-    assert skips == [[False], [False, True], [False, True], [False, True, True],
-                     [False, True, True], [False, True, True, True], [False]]
+    assert skips == [
+        [False],
+        [False, True],
+        [False, True],
+        [False, True, True],
+        [False, True, True],
+        [False, True, True, True],
+        [False],
+    ]
 
 
 def test_load_state_dict_strict_round_trip(model: MultitaskModel) -> None:
@@ -161,19 +173,30 @@ def _reference_same_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     k, s = conv.kernel_size[0], conv.stride[0]
     top, bottom = _tf_same_pad(x.shape[2], k, s)
     left, right = _tf_same_pad(x.shape[3], k, s)
-    canvas = x.new_zeros(x.shape[0], x.shape[1], x.shape[2] + top + bottom,
-                         x.shape[3] + left + right)
-    canvas[:, :, top:top + x.shape[2], left:left + x.shape[3]] = x
+    canvas = x.new_zeros(
+        x.shape[0], x.shape[1], x.shape[2] + top + bottom, x.shape[3] + left + right
+    )
+    canvas[:, :, top : top + x.shape[2], left : left + x.shape[3]] = x
     return F.conv2d(canvas, conv.weight, conv.bias, s, 0, 1, conv.groups)
 
 
 @pytest.mark.parametrize(
     ("size", "kernel", "stride", "groups"),
-    [(224, 3, 2, 1), (112, 3, 2, 4), (56, 5, 2, 4), (28, 3, 2, 1), (14, 5, 2, 4),
-     (15, 5, 2, 1), (9, 3, 2, 1), (10, 5, 3, 4), (8, 1, 2, 1)],
+    [
+        (224, 3, 2, 1),
+        (112, 3, 2, 4),
+        (56, 5, 2, 4),
+        (28, 3, 2, 1),
+        (14, 5, 2, 4),
+        (15, 5, 2, 1),
+        (9, 3, 2, 1),
+        (10, 5, 3, 4),
+        (8, 1, 2, 1),
+    ],
 )
-def test_static_same_conv_matches_tf_padding(size: int, kernel: int, stride: int,
-                                             groups: int) -> None:
+def test_static_same_conv_matches_tf_padding(
+    size: int, kernel: int, stride: int, groups: int
+) -> None:
     gen = torch.Generator().manual_seed(size * 31 + kernel)
     conv = StaticSameConv2d(4, 8, kernel, stride, size, groups=groups)
     with torch.no_grad():
@@ -187,10 +210,16 @@ def test_static_same_conv_matches_tf_padding(size: int, kernel: int, stride: int
 
 def test_backbone_stride2_convs_are_static_same() -> None:
     net = build_tf_efficientnet_b0(224)
-    strided = {n: m for n, m in net.named_modules()
-               if isinstance(m, nn.Conv2d) and m.stride != (1, 1)}
-    assert list(strided) == ["conv_stem", "blocks.1.0.conv_dw", "blocks.2.0.conv_dw",
-                             "blocks.3.0.conv_dw", "blocks.5.0.conv_dw"]
+    strided = {
+        n: m for n, m in net.named_modules() if isinstance(m, nn.Conv2d) and m.stride != (1, 1)
+    }
+    assert list(strided) == [
+        "conv_stem",
+        "blocks.1.0.conv_dw",
+        "blocks.2.0.conv_dw",
+        "blocks.3.0.conv_dw",
+        "blocks.5.0.conv_dw",
+    ]
     # Hand-worked for 224 -> 112 -> 56 -> 28 -> 14 (k3, k3, k5, k3, k5): (before, after).
     expected = [(0, 1), (0, 1), (1, 2), (0, 1), (1, 2)]
     for m, (lo, hi) in zip(strided.values(), expected, strict=True):
@@ -241,19 +270,24 @@ def test_au_head_matches_float64_reference() -> None:
     p = {k: v.double().numpy() for k, v in head.state_dict().items()}
     xd = x.double().numpy()
     # Node i = class_linears[i](x), no activation (openface-test 0.1.26).
-    nodes = np.stack([xd @ p[f"class_linears.{i}.weight"].T + p[f"class_linears.{i}.bias"]
-                      for i in range(8)], axis=1)
+    nodes = np.stack(
+        [xd @ p[f"class_linears.{i}.weight"].T + p[f"class_linears.{i}.bias"] for i in range(8)],
+        axis=1,
+    )
     want = np.empty((3, 8))
     for b in range(3):
         v = nodes[b]
         adj = _brute_adjacency((v @ v.T)[None], 4)[0]
         d = np.diag(adj.sum(1) ** -0.5)
         a = d @ adj @ d
-        agg = a @ (v @ p["gnn.V.weight"].T + p["gnn.V.bias"]) + v @ p["gnn.U.weight"].T \
+        agg = (
+            a @ (v @ p["gnn.V.weight"].T + p["gnn.V.bias"])
+            + v @ p["gnn.U.weight"].T
             + p["gnn.U.bias"]
-        bnv = (agg - p["gnn.bnv.running_mean"][:, None]) \
-            / np.sqrt(p["gnn.bnv.running_var"][:, None] + bn.eps) \
-            * p["gnn.bnv.weight"][:, None] + p["gnn.bnv.bias"][:, None]
+        )
+        bnv = (agg - p["gnn.bnv.running_mean"][:, None]) / np.sqrt(
+            p["gnn.bnv.running_var"][:, None] + bn.eps
+        ) * p["gnn.bnv.weight"][:, None] + p["gnn.bnv.bias"][:, None]
         out = np.maximum(v + bnv, 0)
         sc = np.maximum(p["sc"], 0)
         # F.normalize semantics: an all-zero node gives cosine 0, not NaN.
@@ -266,8 +300,9 @@ def test_au_head_matches_float64_reference() -> None:
 # --- whole model ----------------------------------------------------------------------------
 
 
-def test_output_shapes_and_ranges(model: MultitaskModel, outputs: tuple[torch.Tensor, ...],
-                                  images: torch.Tensor) -> None:
+def test_output_shapes_and_ranges(
+    model: MultitaskModel, outputs: tuple[torch.Tensor, ...], images: torch.Tensor
+) -> None:
     emotion, gaze, au = outputs
     assert emotion.shape == (2, len(EMOTION_NAMES)) == (2, 8)
     assert gaze.shape == (2, 2)
@@ -283,11 +318,12 @@ def test_output_shapes_and_ranges(model: MultitaskModel, outputs: tuple[torch.Te
     assert not torch.allclose(au[0], au[1]), "samples should give different AU values"
 
 
-def test_batch_of_two_equals_single_samples(model: MultitaskModel, images: torch.Tensor,
-                                            outputs: tuple[torch.Tensor, ...]) -> None:
+def test_batch_of_two_equals_single_samples(
+    model: MultitaskModel, images: torch.Tensor, outputs: tuple[torch.Tensor, ...]
+) -> None:
     with torch.no_grad():
         for i in range(2):
-            single = model(images[i:i + 1])
+            single = model(images[i : i + 1])
             for got, want in zip(single, outputs, strict=True):
                 # Batched conv kernels may block work differently: float32 rounding only.
                 torch.testing.assert_close(got[0], want[i], rtol=1e-4, atol=1e-5)
@@ -297,13 +333,19 @@ def test_batch_of_two_equals_single_samples(model: MultitaskModel, images: torch
 # step -1 Slice it emits to reorder F.pad's constant pads (ONNX Runtime folds it at load).
 @pytest.mark.filterwarnings("ignore:The feature will be removed:DeprecationWarning")
 @pytest.mark.filterwarnings("ignore:Constant folding - Only steps=1:UserWarning")
-def test_onnx_export_matches_eager(model: MultitaskModel, images: torch.Tensor,
-                                   outputs: tuple[torch.Tensor, ...], tmp_path) -> None:
+def test_onnx_export_matches_eager(
+    model: MultitaskModel, images: torch.Tensor, outputs: tuple[torch.Tensor, ...], tmp_path
+) -> None:
     path = tmp_path / "mtl.onnx"
     names = ["image", "emotion", "gaze", "au"]
     torch.onnx.export(
-        model, (images[:1],), str(path), dynamo=False, opset_version=17,
-        input_names=["image"], output_names=["emotion", "gaze", "au"],
+        model,
+        (images[:1],),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["image"],
+        output_names=["emotion", "gaze", "au"],
         dynamic_axes={n: {0: "batch"} for n in names},
     )
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -151,7 +151,7 @@ def test_edge_to_point_transform_is_wflw() -> None:
 # --- decoder -----------------------------------------------------------------------------------
 
 
-@settings(max_examples=25, derandomize=True, deadline=None)
+@settings(max_examples=25, derandomize=True, deadline=None, database=None)
 @given(row=st.integers(0, MAP - 1), col=st.integers(0, MAP - 1), value=st.floats(0.01, 100.0))
 def test_soft_argmax_hot_pixel(row: int, col: int, value: float) -> None:
     maps = torch.zeros(1, 2, MAP, MAP)
@@ -218,9 +218,15 @@ def test_batch_equals_per_sample(outputs: dict[str, torch.Tensor]) -> None:
 # seeded state dict and fed the same images.
 _UPSTREAM_POINTS = [0, 16, 32, 38, 50, 60, 72, 96, 97]
 _UPSTREAM_SAMPLE0 = [
-    [-0.4122118, 0.2063968], [0.5560588, 0.0264207], [0.5431764, -0.4441766],
-    [-0.1543481, 0.2432694], [0.4875374, 0.3417108], [0.1471184, 0.5890574],
-    [-0.4039223, -0.1266696], [-0.2166990, 0.0051197], [0.3847417, 0.4310603],
+    [-0.4122118, 0.2063968],
+    [0.5560588, 0.0264207],
+    [0.5431764, -0.4441766],
+    [-0.1543481, 0.2432694],
+    [0.4875374, 0.3417108],
+    [0.1471184, 0.5890574],
+    [-0.4039223, -0.1266696],
+    [-0.2166990, 0.0051197],
+    [0.3847417, 0.4310603],
 ]
 _UPSTREAM_MEANS = [[0.0493735, 0.0089763], [0.0369866, 0.0117708]]
 

@@ -23,6 +23,7 @@ import pytest
 import torch
 from torch import nn
 
+from faceperf import paths
 from faceperf.errors import WeightsError
 from faceperf.models.mtcnn import (
     MTCNN_PARAMS,
@@ -34,7 +35,6 @@ from faceperf.models.mtcnn import (
     build_rnet,
 )
 from faceperf.weights import packaged
-from faceperf import paths
 from faceperf.weights.packaged import (
     FACENET_WHEEL_NAME,
     FACENET_WHEEL_SHA256,
@@ -296,8 +296,14 @@ def test_onnx_runtime_matches_eager_with_real_weights(nets, hopper, key, tmp_pat
         x_run = torch.cat([_face_crop(rgb, face["box"], size), _noise_crop(size)])
     path = tmp_path / f"{key}.onnx"
     torch.onnx.export(
-        net, (x_export,), str(path), dynamo=False, opset_version=17, input_names=["image"],
-        output_names=list(names), dynamic_axes=dyn,
+        net,
+        (x_export,),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["image"],
+        output_names=list(names),
+        dynamic_axes=dyn,
     )
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run(list(names), {"image": x_run.numpy()})

@@ -124,8 +124,9 @@ def build_artifacts(
     try:
         kept = _keep_previous(request, staging, {s.name for s in specs})
         records = dict(kept)
-        for spec in tqdm(specs, desc="artifacts", unit="model", disable=not progress,
-                         file=sys.stderr):
+        for spec in tqdm(
+            specs, desc="artifacts", unit="model", disable=not progress, file=sys.stderr
+        ):
             records[spec.name] = _build_model(spec, request, staging)
         ordered = {n: records[n] for n in registry.names() if n in records}
         manifest = Manifest(tools=tool_versions(), models=ordered)
@@ -159,28 +160,55 @@ def _build_model(spec: ModelSpec, request: BuildRequest, staging: Path) -> Model
     folder.mkdir()
     fixed = onnx_export.temporary_onnx_path(staging, spec.name)
     try:
-        onnx_export.export_onnx(model, spec, artifact_path(staging, spec.name, "baseline"),
-                                spec.baseline_dynamic)
+        onnx_export.export_onnx(
+            model, spec, artifact_path(staging, spec.name, "baseline"), spec.baseline_dynamic
+        )
         onnx_export.export_onnx(model, spec, fixed, spec.fixed_dynamic)
         onnx_export.optimize_onnx(fixed, artifact_path(staging, spec.name, "optimized"))
-        onnx_export.convert_fp16(artifact_path(staging, spec.name, "optimized"),
-                                 artifact_path(staging, spec.name, "optimized_fp16"))
+        onnx_export.convert_fp16(
+            artifact_path(staging, spec.name, "optimized"),
+            artifact_path(staging, spec.name, "optimized_fp16"),
+        )
         fixed_outputs = onnx_export.describe_onnx(fixed)[1]
     finally:
         fixed.unlink(missing_ok=True)
     coreml_export.convert_coreml(model, spec, artifact_path(staging, spec.name, "coreml"))
     variants = {
-        "baseline": _onnx_record(staging, spec, "baseline", "float32",
-                                 {"dynamic_axes": spec.baseline_dynamic, "opset": onnx_export.OPSET,
-                                  "constant_folding": True}),
-        "optimized": _onnx_record(staging, spec, "optimized", "float32",
-                                  {"dynamic_axes": spec.fixed_dynamic, "opset": onnx_export.OPSET,
-                                   "constant_folding": True,
-                                   "ort_offline_optimization": onnx_export.ORT_OFFLINE_LEVEL}),
-        "optimized_fp16": _onnx_record(staging, spec, "optimized_fp16", "float16",
-                                       {"dynamic_axes": spec.fixed_dynamic,
-                                        "opset": onnx_export.OPSET, "keep_io_types": True,
-                                        "fp32_ops": list(onnx_export.FP16_BLOCKED_OPS)}),
+        "baseline": _onnx_record(
+            staging,
+            spec,
+            "baseline",
+            "float32",
+            {
+                "dynamic_axes": spec.baseline_dynamic,
+                "opset": onnx_export.OPSET,
+                "constant_folding": True,
+            },
+        ),
+        "optimized": _onnx_record(
+            staging,
+            spec,
+            "optimized",
+            "float32",
+            {
+                "dynamic_axes": spec.fixed_dynamic,
+                "opset": onnx_export.OPSET,
+                "constant_folding": True,
+                "ort_offline_optimization": onnx_export.ORT_OFFLINE_LEVEL,
+            },
+        ),
+        "optimized_fp16": _onnx_record(
+            staging,
+            spec,
+            "optimized_fp16",
+            "float16",
+            {
+                "dynamic_axes": spec.fixed_dynamic,
+                "opset": onnx_export.OPSET,
+                "keep_io_types": True,
+                "fp32_ops": list(onnx_export.FP16_BLOCKED_OPS),
+            },
+        ),
         "coreml": _coreml_record(staging, spec, fixed_outputs),
     }
     return ModelRecord(
@@ -192,39 +220,59 @@ def _build_model(spec: ModelSpec, request: BuildRequest, staging: Path) -> Model
     )
 
 
-def _onnx_record(staging: Path, spec: ModelSpec, variant: str, precision: str,
-                 settings: dict) -> VariantRecord:
+def _onnx_record(
+    staging: Path, spec: ModelSpec, variant: str, precision: str, settings: dict
+) -> VariantRecord:
     path = artifact_path(staging, spec.name, variant)
     inputs, outputs = onnx_export.describe_onnx(path)
-    converter = {"name": "torch.onnx.export (TorchScript exporter)",
-                 "torch": metadata.version("torch"), "onnx": metadata.version("onnx")}
+    converter = {
+        "name": "torch.onnx.export (TorchScript exporter)",
+        "torch": metadata.version("torch"),
+        "onnx": metadata.version("onnx"),
+    }
     if variant != "baseline":
         converter["onnxruntime"] = metadata.version("onnxruntime")
     return VariantRecord(
-        file=path.relative_to(staging).as_posix(), format="onnx", sha256=sha256_path(path),
-        size=size_of(path), precision=precision, converter=converter,
-        settings={k: _jsonable(v) for k, v in settings.items()}, inputs=inputs, outputs=outputs,
+        file=path.relative_to(staging).as_posix(),
+        format="onnx",
+        sha256=sha256_path(path),
+        size=size_of(path),
+        precision=precision,
+        converter=converter,
+        settings={k: _jsonable(v) for k, v in settings.items()},
+        inputs=inputs,
+        outputs=outputs,
     )
 
 
-def _coreml_record(staging: Path, spec: ModelSpec,
-                   fixed_outputs: tuple[TensorInfo, ...]) -> VariantRecord:
+def _coreml_record(
+    staging: Path, spec: ModelSpec, fixed_outputs: tuple[TensorInfo, ...]
+) -> VariantRecord:
     path = artifact_path(staging, spec.name, "coreml")
     inputs, outputs = coreml_export.describe_coreml(path)
     # An mlprogram's spec does not declare output shapes; they are those of the fixed export.
     shapes = {t.name: t.shape for t in fixed_outputs}
     outputs = tuple(TensorInfo(t.name, shapes[t.name], t.dtype) for t in outputs)
     return VariantRecord(
-        file=path.relative_to(staging).as_posix(), format="mlpackage", sha256=sha256_path(path),
-        size=size_of(path), precision=coreml_export.PRECISION,
-        converter={"name": "coremltools.convert (from torch.jit.trace)",
-                   "coremltools": metadata.version("coremltools"),
-                   "torch": metadata.version("torch")},
-        settings={"convert_to": "mlprogram", "compute_precision": coreml_export.PRECISION,
-                  "compute_units": coreml_export.COMPUTE_UNITS,
-                  "minimum_deployment_target": coreml_export.DEPLOYMENT_TARGET,
-                  "flexible_axes": _jsonable(spec.fixed_dynamic)},
-        inputs=inputs, outputs=outputs,
+        file=path.relative_to(staging).as_posix(),
+        format="mlpackage",
+        sha256=sha256_path(path),
+        size=size_of(path),
+        precision=coreml_export.PRECISION,
+        converter={
+            "name": "coremltools.convert (from torch.jit.trace)",
+            "coremltools": metadata.version("coremltools"),
+            "torch": metadata.version("torch"),
+        },
+        settings={
+            "convert_to": "mlprogram",
+            "compute_precision": coreml_export.PRECISION,
+            "compute_units": coreml_export.COMPUTE_UNITS,
+            "minimum_deployment_target": coreml_export.DEPLOYMENT_TARGET,
+            "flexible_axes": _jsonable(spec.fixed_dynamic),
+        },
+        inputs=inputs,
+        outputs=outputs,
     )
 
 

@@ -43,9 +43,13 @@ def convert_coreml(model: nn.Module, spec: ModelSpec, path: Path) -> None:
     ct = _coremltools()
     example = torch.zeros(spec.fixed_shape)
     shape = [
-        ct.RangeDim(lower_bound=1 if axis == 0 else 12, upper_bound=_RANGE_UPPER[name],
-                    default=spec.fixed_shape[axis])
-        if (name := spec.fixed_dynamic.get(axis)) else size
+        ct.RangeDim(
+            lower_bound=1 if axis == 0 else 12,
+            upper_bound=_RANGE_UPPER[name],
+            default=spec.fixed_shape[axis],
+        )
+        if (name := spec.fixed_dynamic.get(axis))
+        else size
         for axis, size in enumerate(spec.fixed_shape)
     ]
     # coremltools draws its own progress bars on stderr for every pass pipeline; the build shows
@@ -87,10 +91,14 @@ def describe_coreml(path: Path) -> tuple[tuple[TensorInfo, ...], tuple[TensorInf
     )
 
 
-def _feature(feature, ct) -> TensorInfo:  # noqa: ANN001 - protobuf types
+def _feature(feature, ct) -> TensorInfo:
     array = feature.type.multiArrayType
-    dtypes = {array.FLOAT32: "float32", array.FLOAT16: "float16", array.DOUBLE: "float64",
-              array.INT32: "int32"}
+    dtypes = {
+        array.FLOAT32: "float32",
+        array.FLOAT16: "float16",
+        array.DOUBLE: "float64",
+        array.INT32: "int32",
+    }
     shape: tuple[int | str, ...] = tuple(int(d) for d in array.shape)
     if array.HasField("shapeRange"):
         shape = tuple(

@@ -48,8 +48,13 @@ class VariantRecord:
     @classmethod
     def from_json(cls, doc: dict) -> VariantRecord:
         return cls(
-            file=doc["file"], format=doc["format"], sha256=doc["sha256"], size=doc["size"],
-            precision=doc["precision"], converter=doc["converter"], settings=doc["settings"],
+            file=doc["file"],
+            format=doc["format"],
+            sha256=doc["sha256"],
+            size=doc["size"],
+            precision=doc["precision"],
+            converter=doc["converter"],
+            settings=doc["settings"],
             inputs=tuple(TensorInfo.from_json(t) for t in doc["inputs"]),
             outputs=tuple(TensorInfo.from_json(t) for t in doc["outputs"]),
         )
@@ -68,7 +73,9 @@ class ModelRecord:
     @classmethod
     def from_json(cls, doc: dict) -> ModelRecord:
         return cls(
-            family=doc["family"], params=doc["params"], weights=doc["weights"],
+            family=doc["family"],
+            params=doc["params"],
+            weights=doc["weights"],
             fingerprint=doc["fingerprint"],
             variants={k: VariantRecord.from_json(v) for k, v in doc["variants"].items()},
         )
@@ -82,7 +89,9 @@ class Manifest:
 
     def record(self, model: str, variant: str) -> VariantRecord:
         if model not in self.models:
-            raise ArtifactError(f"manifest has no model {model!r} (it has: {', '.join(self.models)})")
+            raise ArtifactError(
+                f"manifest has no model {model!r} (it has: {', '.join(self.models)})"
+            )
         variants = self.models[model].variants
         if variant not in variants:
             raise ArtifactError(f"manifest has no variant {variant!r} of {model!r}")
@@ -107,7 +116,7 @@ def read_manifest(directory: Path) -> Manifest:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
         raise ArtifactError(
-            f"{path}: no manifest; build artifacts with `faceperf artifacts build --out {directory}`"
+            f"{path}: no manifest; build with `faceperf artifacts build --out {directory}`"
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ArtifactError(f"{path}: not valid JSON ({err})") from None

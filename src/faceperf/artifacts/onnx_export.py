@@ -8,6 +8,7 @@ artifact contract.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -28,9 +29,20 @@ OPSET = 17
 # CPU provider runs, which would tie the "optimized" artifact to one machine and break the CoreML
 # execution provider and external validators.
 ORT_OFFLINE_LEVEL = "basic"
-# Ops whose FP16 versions lose too much or that ORT's CPU provider has no FP16 kernel for; they
-# stay in FP32 behind Casts.
-FP16_BLOCKED_OPS = ("Resize", "TopK", "InstanceNormalization", "Softmax", "ReduceSum", "Div")
+# Ops kept in FP32 behind Casts. Reductions and MatMul: MTL's AU graph takes 1280-d dot products
+# and L2 norms that overflow FP16's 65504 on out-of-range inputs (NaN AUs); TopK ranks those
+# products. Softmax, InstanceNormalization and Div are numerically delicate in FP16, and Resize
+# has no FP16 kernel on ORT's CPU provider. Convs and Gemms, where the time goes, stay FP16.
+FP16_BLOCKED_OPS = (
+    "Resize",
+    "TopK",
+    "InstanceNormalization",
+    "Softmax",
+    "ReduceSum",
+    "ReduceL2",
+    "MatMul",
+    "Div",
+)
 
 
 def export_onnx(model: nn.Module, spec: ModelSpec, path: Path, dynamic: dict[int, str]) -> None:
@@ -47,8 +59,13 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: Path, dynamic: dict[int
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer and exporter deprecation chatter
         torch.onnx.export(
-            model, (example,), str(path), dynamo=False, opset_version=OPSET,
-            input_names=[spec.input_name], output_names=list(spec.output_names),
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[spec.input_name],
+            output_names=list(spec.output_names),
             dynamic_axes={spec.input_name: dict(dynamic), **output_axes},
             do_constant_folding=True,
         )
@@ -84,8 +101,11 @@ def _output_axes(
     axes, shapes = {}, {}
     for name, a, b in zip(spec.output_names, small, large, strict=True):
         shapes[name] = tuple(a.shape)
-        moving = {i: ("batch" if i == 0 and 0 in dynamic else f"{name}_{i}")
-                  for i, (x, y) in enumerate(zip(a.shape, b.shape, strict=True)) if x != y}
+        moving = {
+            i: ("batch" if i == 0 and 0 in dynamic else f"{name}_{i}")
+            for i, (x, y) in enumerate(zip(a.shape, b.shape, strict=True))
+            if x != y
+        }
         if moving:
             axes[name] = moving
     return axes, shapes
@@ -121,6 +141,7 @@ def convert_fp16(source: Path, target: Path) -> None:
     # ORT would sort it too, but would also bake in the Casts ORT adds around every op its CPU
     # provider lacks an FP16 kernel for, and the artifact is meant for other providers too.)
     _sort_topologically(half.graph)
+    _drop_duplicate_casts(half.graph)
     onnx.save(half, str(target))
     try:
         smoke_run(target)
@@ -146,12 +167,34 @@ def _sort_topologically(graph: onnx.GraphProto) -> None:
     graph.node.extend(ordered)
 
 
+def _drop_duplicate_casts(graph: onnx.GraphProto) -> None:
+    # When one FP16 value feeds two blocked (FP32) ops, the converter inserts the same Cast twice,
+    # same output name included, which ONNX Runtime rejects as a duplicate definition. The copies
+    # are identical, so keeping the first is exact.
+    produced: dict[str, bytes] = {}
+    kept = []
+    for node in graph.node:
+        key = node.SerializeToString()
+        if node.output and node.output[0] in produced:
+            if produced[node.output[0]] != key:
+                raise ArtifactError(
+                    f"graph {graph.name!r}: two different nodes define {node.output[0]!r}"
+                )
+            continue
+        produced.update({name: key for name in node.output})
+        kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+
+
 def smoke_run(path: Path) -> list[np.ndarray]:
     """Run ``path`` once on zeros of its declared input shapes (dynamic dims taken as 1, or 24)."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = {}
     for item in session.get_inputs():
-        shape = [d if isinstance(d, int) else (1 if i == 0 else 24) for i, d in enumerate(item.shape)]
+        shape = [
+            d if isinstance(d, int) else (1 if i == 0 else 24) for i, d in enumerate(item.shape)
+        ]
         dtype = np.float16 if "float16" in item.type else np.float32
         feeds[item.name] = np.zeros(shape, dtype)
     return session.run(None, feeds)
@@ -167,14 +210,14 @@ def describe_onnx(path: Path) -> tuple[tuple[TensorInfo, ...], tuple[TensorInfo,
 
 def _info(value: onnx.ValueInfoProto) -> TensorInfo:
     tensor = value.type.tensor_type
-    dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-                 for d in tensor.shape.dim)
+    dims = tuple(
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim
+    )
     dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)).name
     return TensorInfo(value.name, dims, dtype)
 
 
 def temporary_onnx_path(directory: Path, stem: str) -> Path:
-    handle = tempfile.NamedTemporaryFile(dir=directory, prefix=f".{stem}.", suffix=".onnx",
-                                         delete=False)
-    handle.close()
-    return Path(handle.name)
+    fd, name = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".onnx")
+    os.close(fd)
+    return Path(name)

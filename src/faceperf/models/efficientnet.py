@@ -145,7 +145,13 @@ class DepthwiseSeparable(nn.Module):
     """Depthwise conv, SE, pointwise projection (timm ``DepthwiseSeparableConv``)."""
 
     def __init__(
-        self, in_chs: int, out_chs: int, kernel: int, stride: int, size: int, se_chs: int,
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel: int,
+        stride: int,
+        size: int,
+        se_chs: int,
         eps: float,
     ) -> None:
         super().__init__()
@@ -166,8 +172,15 @@ class InvertedResidual(nn.Module):
     """Pointwise expansion, depthwise conv, SE, linear projection (timm ``InvertedResidual``)."""
 
     def __init__(
-        self, in_chs: int, out_chs: int, kernel: int, stride: int, expand: int, size: int,
-        se_chs: int, eps: float,
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel: int,
+        stride: int,
+        expand: int,
+        size: int,
+        se_chs: int,
+        eps: float,
     ) -> None:
         super().__init__()
         mid = in_chs * expand

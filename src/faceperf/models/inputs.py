@@ -67,8 +67,12 @@ def star_input(frame: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.nda
     matrices = np.stack([star_crop_matrix(b) for b in np.asarray(boxes, np.float64)])
     crops = [
         cv2.warpAffine(
-            image, m, (STAR_SIZE, STAR_SIZE), flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=0,
+            image,
+            m,
+            (STAR_SIZE, STAR_SIZE),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
         )
         for m in matrices
     ]

@@ -32,7 +32,15 @@ _BOUNDARY_THRESHOLD = 0.05
 # WFLW boundaries as [first, last] point ranges: contour, right brow, left brow, nose bridge,
 # nostrils, right eye, left eye, outer lip, inner lip. The pupils (96, 97) lie on no edge.
 _WFLW_EDGES = (
-    (0, 32), (33, 41), (42, 50), (51, 54), (55, 59), (60, 67), (68, 75), (76, 87), (88, 95),
+    (0, 32),
+    (33, 41),
+    (42, 50),
+    (51, 54),
+    (55, 59),
+    (60, 67),
+    (68, 75),
+    (76, 87),
+    (88, 95),
 )
 
 
@@ -89,7 +97,12 @@ class _Conv(nn.Module):
     """Conv with bias, then optional BN and ReLU (upstream ``ConvBlock``: keys ``conv``, ``bn``)."""
 
     def __init__(
-        self, inp: int, out: int, kernel: int = 1, stride: int = 1, bn: bool = False,
+        self,
+        inp: int,
+        out: int,
+        kernel: int = 1,
+        stride: int = 1,
+        bn: bool = False,
         relu: bool = False,
     ) -> None:
         super().__init__()
@@ -132,8 +145,15 @@ class _CoordConv(nn.Module):
     """Concatenate coord channels (and optional boundary channels), then conv [+ BN + ReLU]."""
 
     def __init__(
-        self, inp: int, out: int, size: int, kernel: int, stride: int = 1,
-        boundary: bool = False, bn: bool = False, relu: bool = False,
+        self,
+        inp: int,
+        out: int,
+        size: int,
+        kernel: int,
+        stride: int = 1,
+        boundary: bool = False,
+        bn: bool = False,
+        relu: bool = False,
     ) -> None:
         super().__init__()
         extra = 3 + (2 if boundary else 0)

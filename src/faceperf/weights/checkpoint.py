@@ -59,16 +59,24 @@ def unwrap_state_dict(obj: object, container: Container, path: Path) -> dict[str
     """Take the state dict out of its container and drop a DataParallel prefix if present."""
     if container.key is not None:
         if not isinstance(obj, Mapping) or container.key not in obj:
-            raise WeightsError(f"{path}: expected a dict with key {container.key!r} holding the weights")
+            raise WeightsError(
+                f"{path}: expected a dict with key {container.key!r} holding the weights"
+            )
         obj = obj[container.key]
-    if container.optional_key is not None and isinstance(obj, Mapping) and container.optional_key in obj:
+    if (
+        container.optional_key is not None
+        and isinstance(obj, Mapping)
+        and container.optional_key in obj
+    ):
         obj = obj[container.optional_key]
     if not isinstance(obj, Mapping) or not obj:
-        raise WeightsError(f"{path}: expected a non-empty state dict of tensors, got {type(obj).__name__}")
+        raise WeightsError(
+            f"{path}: expected a non-empty state dict of tensors, got {type(obj).__name__}"
+        )
     state = dict(obj)
     prefix = container.strip_prefix
     if prefix and all(k.startswith(prefix) for k in state):
-        state = {k[len(prefix):]: v for k, v in state.items()}
+        state = {k[len(prefix) :]: v for k, v in state.items()}
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise WeightsError(f"{path}: entries are not tensors: {_name_some(bad)}")

@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from faceperf import paths
 from faceperf.errors import WeightsError
 from faceperf.fileio import sha256_path
-from faceperf import paths
 
 FACENET_PACKAGE = "facenet-pytorch"
 FACENET_VERSION = "2.6.0"
@@ -80,8 +80,15 @@ def fetch_facenet_wheel(cache_dir: Path) -> Path:
     # Download inside cache_dir so the final os.replace stays on one filesystem (atomic).
     with tempfile.TemporaryDirectory(prefix=".download-", dir=cache_dir) as tmp:
         cmd = [
-            sys.executable, "-m", "pip", "download", f"{FACENET_PACKAGE}=={FACENET_VERSION}",
-            "--no-deps", "--only-binary=:all:", "--dest", tmp,
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            f"{FACENET_PACKAGE}=={FACENET_VERSION}",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            tmp,
         ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_PIP_TIMEOUT_S)

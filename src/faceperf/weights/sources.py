@@ -83,13 +83,13 @@ def resolve_weights(
     if not path.exists():
         raise WeightsError(
             f"{path}: real weights were asked for (--weights real) but the checkpoint "
-            f"{spec.checkpoint.filename} is not there; put it in {path.parent} or use --weights auto"
+            f"{spec.checkpoint.filename} is not there; put it in {path.parent} "
+            "or use --weights auto"
         )
     state = checkpoint.unwrap_state_dict(
         checkpoint.read_checkpoint(path), spec.checkpoint.container, path
     )
-    source = WeightSource("real", {"file": spec.checkpoint.filename,
-                                   "sha256": sha256_path(path)})
+    source = WeightSource("real", {"file": spec.checkpoint.filename, "sha256": sha256_path(path)})
     weights = ModelWeights(spec, state, source)
     checkpoint.load_into(spec.build(), state, str(path))  # fail here, naming the file
     return weights
@@ -107,7 +107,7 @@ def _packaged(spec: ModelSpec) -> ModelWeights:
 
 
 @cache
-def _packaged_mtcnn(directory: Path):  # noqa: ANN202 - the type lives in weights.packaged
+def _packaged_mtcnn(directory: Path):
     from faceperf.weights.packaged import load_mtcnn_state_dicts
 
     return load_mtcnn_state_dicts(directory)

@@ -21,7 +21,7 @@ from faceperf.errors import WeightsError
 from faceperf.fileio import atomic_write_bytes, sha256_path
 from faceperf.models.registry import ModelSpec
 from faceperf.paths import fixtures_dir
-from faceperf.weights import calibration
+from faceperf.sample_inputs import sample_batch
 from faceperf.weights.surrogate import (
     FP16_MAX,
     activation_peak,
@@ -49,13 +49,19 @@ def surrogate_state_dict(spec: ModelSpec, seed: int) -> tuple[dict[str, torch.Te
     stored = _read_calibration(path, model)
     if stored is not None:
         _apply(model, stored)
-        origin = {"calibration_file": str(path.relative_to(fixtures_dir().parent)),
-                  "calibration_sha256": sha256_path(path)}
+        origin = {
+            "calibration_file": str(path.relative_to(fixtures_dir().parent)),
+            "calibration_sha256": sha256_path(path),
+        }
     else:
         calibrate(spec, model)
         origin = {"calibration_file": None, "calibrated_on_this_machine": True}
-    detail = {"seed": seed, "method": f"seeded RandomState + {_METHODS[spec.family]}",
-              "fitted": False, **origin}
+    detail = {
+        "seed": seed,
+        "method": f"seeded RandomState + {_METHODS[spec.family]}",
+        "fitted": False,
+        **origin,
+    }
     return {k: v.detach().clone() for k, v in model.state_dict().items()}, detail
 
 
@@ -109,9 +115,14 @@ def _apply(model: nn.Module, stored: dict[str, np.ndarray]) -> None:
             state[key].copy_(torch.from_numpy(value))
 
 
-def _calibrate_retinaface(model: nn.Module) -> torch.Tensor:
-    batch, _ = calibration.retinaface_batch()
+def _calibrate_batchnorm_on_samples(model: nn.Module, name: str) -> torch.Tensor:
+    batch = torch.from_numpy(np.array(sample_batch(name)))
     calibrate_batchnorm(model, [batch])
+    return batch
+
+
+def _calibrate_retinaface(model: nn.Module) -> torch.Tensor:
+    batch = _calibrate_batchnorm_on_samples(model, "retinaface")
     _calibrate_face_bias(model, batch)
     return batch
 
@@ -128,7 +139,8 @@ def _calibrate_face_bias(model: nn.Module, batch: torch.Tensor) -> None:
         feats = model.features(batch)
         for head, feat in zip(model.ClassHead, feats, strict=True):
             conv = head.conv1x1
-            margin = (head(feat)[..., 1] - head(feat)[..., 0]).flatten()
+            logits = head(feat)
+            margin = (logits[..., 1] - logits[..., 0]).flatten()
             # Split the per-image budget evenly over the three levels.
             keep = max(1, RETINAFACE_ANCHORS_ABOVE_HALF * len(batch) // 3)
             threshold = margin.topk(min(keep, margin.numel())).values[-1]
@@ -139,25 +151,15 @@ def _calibrate_face_bias(model: nn.Module, batch: torch.Tensor) -> None:
             bias[:, 1] = bias[:, 0] + gain * (bias[:, 1] - bias[:, 0] - threshold)
 
 
-def _calibrate_star(model: nn.Module) -> torch.Tensor:
-    batch, _ = calibration.star_batch()
-    calibrate_batchnorm(model, [batch])
-    return batch
-
-
-def _calibrate_mtl(model: nn.Module) -> torch.Tensor:
-    batch = calibration.mtl_batch()
-    calibrate_batchnorm(model, [batch])
-    return batch
-
-
 _CALIBRATORS = {
     "retinaface": _calibrate_retinaface,
-    "star": _calibrate_star,
-    "mtl": _calibrate_mtl,
+    "star": lambda model: _calibrate_batchnorm_on_samples(model, "star"),
+    "mtl": lambda model: _calibrate_batchnorm_on_samples(model, "mtl"),
 }
 _METHODS = {
-    "retinaface": "BatchNorm calibrated on the fixture images, face margin rescaled to ~12 anchors > 0.5",
+    "retinaface": (
+        "BatchNorm calibrated on the fixture images, face margin rescaled to ~12 anchors > 0.5"
+    ),
     "star": "BatchNorm calibrated on the fixture face crops",
     "mtl": "BatchNorm calibrated on the fixture face crops",
 }

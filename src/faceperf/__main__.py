@@ -1,0 +1,3 @@
+from faceperf.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""The ``faceperf`` command: a thin layer that parses options, calls the library, and picks the
+exit code. Errors the user can fix are one line on stderr and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from faceperf.errors import FaceperfError
+from faceperf.paths import default_artifacts_dir
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def _model_list(text: str) -> list[str]:
+    from faceperf.models.registry import default_registry
+
+    registry = default_registry()
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in registry]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown model(s) {', '.join(unknown) or text!r}; expected a comma-separated list "
+            f"of: {', '.join(registry.names())}"
+        )
+    return names
+
+
+def _weight_policy(text: str):  # noqa: ANN202 - WeightPolicy, imported lazily for a fast --help
+    from faceperf.weights.sources import WeightPolicy
+
+    try:
+        return WeightPolicy(text)
+    except ValueError:
+        choices = ", ".join(p.value for p in WeightPolicy)
+        raise argparse.ArgumentTypeError(f"--weights {text!r}: expected one of {choices}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faceperf", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    artifacts = commands.add_parser("artifacts", help="build and list model artifacts")
+    artifact_commands = artifacts.add_subparsers(dest="artifacts_command", required=True)
+    build = artifact_commands.add_parser("build", help="export every model in every variant")
+    build.add_argument("--models", type=_model_list, default=None,
+                       help="comma-separated models to (re)build (default: all)")
+    build.add_argument("--out", type=Path, default=None,
+                       help="artifact folder (default: weights/build)")
+    build.add_argument("--weights", type=_weight_policy, default="auto",
+                       help="auto (real checkpoint when present, else surrogate), real, surrogate")
+    build.add_argument("--weights-dir", type=Path, default=None,
+                       help="where real checkpoints are (default: weights/)")
+    build.add_argument("--seed", type=int, default=0, help="surrogate seed (default 0)")
+    build.add_argument("--if-stale", action="store_true",
+                       help="only rebuild models whose code, weights or tools changed")
+    listing = artifact_commands.add_parser("list", help="print the manifest")
+    listing.add_argument("--dir", type=Path, default=None,
+                         help="artifact folder (default: weights/build)")
+    listing.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+    surrogates = commands.add_parser("surrogates", help="surrogate weight calibration")
+    surrogate_commands = surrogates.add_subparsers(dest="surrogates_command", required=True)
+    calibrate = surrogate_commands.add_parser(
+        "calibrate", help="recompute and store the committed surrogate calibration files"
+    )
+    calibrate.add_argument("--models", type=_model_list, default=None)
+    calibrate.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except FaceperfError as err:
+        print(f"faceperf: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "artifacts" and args.artifacts_command == "build":
+        return _artifacts_build(args)
+    if args.command == "artifacts" and args.artifacts_command == "list":
+        return _artifacts_list(args)
+    if args.command == "surrogates":
+        return _surrogates_calibrate(args)
+    raise AssertionError(f"unhandled command {args}")
+
+
+def _artifacts_build(args: argparse.Namespace) -> int:
+    from faceperf.artifacts.build import BuildRequest, build_artifacts, stale_models
+    from faceperf.models.registry import default_registry
+
+    models = args.models or default_registry().names()
+    request = BuildRequest(out=args.out or default_artifacts_dir(), models=models,
+                           policy=args.weights, weights_dir=args.weights_dir, seed=args.seed)
+    if args.if_stale:
+        stale = stale_models(request)
+        if not stale:
+            print(f"artifacts in {request.out} are up to date")
+            return EXIT_OK
+        request = BuildRequest(out=request.out, models=stale, policy=request.policy,
+                               weights_dir=request.weights_dir, seed=request.seed)
+    manifest = build_artifacts(request, progress=True)
+    for name in request.models:
+        print(f"built {name:<11} weights: {_weights_label(manifest.models[name].weights)}")
+    print(f"artifacts written to {request.out}")
+    return EXIT_OK
+
+
+def _weights_label(weights: dict) -> str:
+    if weights["kind"] == "surrogate":
+        return f"SURROGATE (seed {weights['seed']}; not the real model's accuracy)"
+    if weights["kind"] == "packaged":
+        return f"packaged {weights['package']} {weights['version']}"
+    return f"real {weights['file']} sha256 {weights['sha256'][:12]}"
+
+
+def _artifacts_list(args: argparse.Namespace) -> int:
+    from faceperf.artifacts.manifest import read_manifest
+
+    directory = args.dir or default_artifacts_dir()
+    manifest = read_manifest(directory)
+    if args.json:
+        print(json.dumps(manifest.to_json(), indent=2))
+        return EXIT_OK
+    print(_manifest_table(manifest))
+    return EXIT_OK
+
+
+def _manifest_table(manifest) -> str:  # noqa: ANN001
+    header = ("model", "variant", "weights", "precision", "inputs", "size MB", "sha256")
+    rows = [header]
+    for name, record in manifest.models.items():
+        for variant, info in record.variants.items():
+            inputs = "; ".join(f"{t.name} {_shape(t.shape)} {t.dtype}" for t in info.inputs)
+            rows.append((name, variant, record.weights["kind"], info.precision, inputs,
+                         f"{info.size / 1e6:.1f}", info.sha256[:12]))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    tools = ", ".join(f"{k} {v}" for k, v in manifest.tools.items())
+    return "\n".join([*lines, "", f"built with: {tools}"])
+
+
+def _shape(shape: tuple) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _surrogates_calibrate(args: argparse.Namespace) -> int:
+    from faceperf.models.registry import WeightOrigin, default_registry
+    from faceperf.weights.surrogates import write_calibration
+
+    registry = default_registry()
+    names = args.models or [s.name for s in registry if s.origin is WeightOrigin.USER_CHECKPOINT]
+    for name in names:
+        spec = registry[name]
+        if spec.origin is not WeightOrigin.USER_CHECKPOINT:
+            print(f"{name}: real packaged weights, no surrogate to calibrate")
+            continue
+        print(f"wrote {write_calibration(spec, args.seed)}")
+    return EXIT_OK

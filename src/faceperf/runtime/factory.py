@@ -1,0 +1,55 @@
+"""Opening a runner for ``<artifact dir>/<model>/<variant>`` on a named backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from faceperf.artifacts.layout import artifact_path
+from faceperf.artifacts.manifest import read_manifest
+from faceperf.errors import ArtifactError, BackendUnavailableError
+from faceperf.fileio import sha256_path
+from faceperf.runtime.base import Runner
+from faceperf.runtime.coreml_backend import CoreMLRunner
+from faceperf.runtime.onnxruntime_backend import PROVIDERS, OrtRunner
+
+BACKENDS = (*PROVIDERS, "coreml")
+
+
+def open_runner(
+    directory: Path,
+    model: str,
+    variant: str,
+    backend: str = "ort-cpu",
+    threads: int | None = None,
+    verify: bool = True,
+) -> Runner:
+    """Load one artifact on ``backend`` with its manifest's declared tensors.
+
+    Args:
+        directory: an artifact folder in the contract's layout.
+        model: model name (``star``, ``mtcnn_pnet`` ...).
+        variant: ``baseline``, ``optimized``, ``optimized_fp16`` or ``coreml``.
+        backend: ``ort-cpu``, ``ort-coreml``, ``ort-cuda`` (ONNX files) or ``coreml`` (mlpackage).
+        threads: intra-op threads for ONNX Runtime.
+        verify: refuse a file whose sha256 differs from its manifest record.
+    """
+    record = read_manifest(directory).record(model, variant)
+    path = artifact_path(directory, model, variant)
+    if not path.exists():
+        raise ArtifactError(f"{path}: listed in the manifest but missing")
+    if verify and sha256_path(path) != record.sha256:
+        raise ArtifactError(
+            f"{path}: sha256 differs from the manifest; the file changed after the build "
+            "(rebuild with `faceperf artifacts build`)"
+        )
+    if record.format == "mlpackage":
+        if backend != "coreml":
+            raise BackendUnavailableError(
+                f"{path}: an mlpackage runs on the coreml backend, not {backend}"
+            )
+        return CoreMLRunner(path, record.inputs, record.outputs)
+    if backend not in PROVIDERS:
+        raise BackendUnavailableError(
+            f"{path}: an ONNX file runs on {', '.join(PROVIDERS)}, not {backend}"
+        )
+    return OrtRunner(path, record.inputs, record.outputs, backend=backend, threads=threads)
