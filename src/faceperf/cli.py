@@ -8,9 +8,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceperf.errors import FaceperfError
 from faceperf.paths import default_artifacts_dir
+
+if TYPE_CHECKING:
+    from faceperf.artifacts.manifest import Manifest
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -29,7 +33,7 @@ def _model_list(text: str) -> list[str]:
     return names
 
 
-def _weight_policy(text: str):  # noqa: ANN202 - WeightPolicy, imported lazily for a fast --help
+def _weight_policy(text: str):  # -> WeightPolicy, imported lazily to keep --help fast
     from faceperf.weights.sources import WeightPolicy
 
     try:
@@ -46,20 +50,37 @@ def build_parser() -> argparse.ArgumentParser:
     artifacts = commands.add_parser("artifacts", help="build and list model artifacts")
     artifact_commands = artifacts.add_subparsers(dest="artifacts_command", required=True)
     build = artifact_commands.add_parser("build", help="export every model in every variant")
-    build.add_argument("--models", type=_model_list, default=None,
-                       help="comma-separated models to (re)build (default: all)")
-    build.add_argument("--out", type=Path, default=None,
-                       help="artifact folder (default: weights/build)")
-    build.add_argument("--weights", type=_weight_policy, default="auto",
-                       help="auto (real checkpoint when present, else surrogate), real, surrogate")
-    build.add_argument("--weights-dir", type=Path, default=None,
-                       help="where real checkpoints are (default: weights/)")
+    build.add_argument(
+        "--models",
+        type=_model_list,
+        default=None,
+        help="comma-separated models to (re)build (default: all)",
+    )
+    build.add_argument(
+        "--out", type=Path, default=None, help="artifact folder (default: weights/build)"
+    )
+    build.add_argument(
+        "--weights",
+        type=_weight_policy,
+        default="auto",
+        help="auto (real checkpoint when present, else surrogate), real, surrogate",
+    )
+    build.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=None,
+        help="where real checkpoints are (default: weights/)",
+    )
     build.add_argument("--seed", type=int, default=0, help="surrogate seed (default 0)")
-    build.add_argument("--if-stale", action="store_true",
-                       help="only rebuild models whose code, weights or tools changed")
+    build.add_argument(
+        "--if-stale",
+        action="store_true",
+        help="only rebuild models whose code, weights or tools changed",
+    )
     listing = artifact_commands.add_parser("list", help="print the manifest")
-    listing.add_argument("--dir", type=Path, default=None,
-                         help="artifact folder (default: weights/build)")
+    listing.add_argument(
+        "--dir", type=Path, default=None, help="artifact folder (default: weights/build)"
+    )
     listing.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
     surrogates = commands.add_parser("surrogates", help="surrogate weight calibration")
@@ -96,15 +117,25 @@ def _artifacts_build(args: argparse.Namespace) -> int:
     from faceperf.models.registry import default_registry
 
     models = args.models or default_registry().names()
-    request = BuildRequest(out=args.out or default_artifacts_dir(), models=models,
-                           policy=args.weights, weights_dir=args.weights_dir, seed=args.seed)
+    request = BuildRequest(
+        out=args.out or default_artifacts_dir(),
+        models=models,
+        policy=args.weights,
+        weights_dir=args.weights_dir,
+        seed=args.seed,
+    )
     if args.if_stale:
         stale = stale_models(request)
         if not stale:
             print(f"artifacts in {request.out} are up to date")
             return EXIT_OK
-        request = BuildRequest(out=request.out, models=stale, policy=request.policy,
-                               weights_dir=request.weights_dir, seed=request.seed)
+        request = BuildRequest(
+            out=request.out,
+            models=stale,
+            policy=request.policy,
+            weights_dir=request.weights_dir,
+            seed=request.seed,
+        )
     manifest = build_artifacts(request, progress=True)
     for name in request.models:
         print(f"built {name:<11} weights: {_weights_label(manifest.models[name].weights)}")
@@ -132,17 +163,28 @@ def _artifacts_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _manifest_table(manifest) -> str:  # noqa: ANN001
+def _manifest_table(manifest: Manifest) -> str:
     header = ("model", "variant", "weights", "precision", "inputs", "size MB", "sha256")
     rows = [header]
     for name, record in manifest.models.items():
         for variant, info in record.variants.items():
             inputs = "; ".join(f"{t.name} {_shape(t.shape)} {t.dtype}" for t in info.inputs)
-            rows.append((name, variant, record.weights["kind"], info.precision, inputs,
-                         f"{info.size / 1e6:.1f}", info.sha256[:12]))
+            rows.append(
+                (
+                    name,
+                    variant,
+                    record.weights["kind"],
+                    info.precision,
+                    inputs,
+                    f"{info.size / 1e6:.1f}",
+                    info.sha256[:12],
+                )
+            )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     tools = ", ".join(f"{k} {v}" for k, v in manifest.tools.items())
     return "\n".join([*lines, "", f"built with: {tools}"])

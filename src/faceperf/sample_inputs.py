@@ -61,7 +61,7 @@ def _mtcnn_crops(size: int) -> np.ndarray:
     for name in fixture_faces.image_names():
         rgb = fixture_faces.load_image(name)[:, :, ::-1].astype(np.float32)
         for face in fixture_faces.reference_faces(name):
-            x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+            x1, y1, x2, y2 = (round(float(v)) for v in face.box)
             patch = rgb[max(y1, 0) : y2, max(x1, 0) : x2]
             crops.append(cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA))
     return inputs.mtcnn_normalise(np.stack(crops)).transpose(0, 3, 1, 2).astype(np.float32)

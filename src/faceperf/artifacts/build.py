@@ -120,6 +120,7 @@ def build_artifacts(
     registry = registry or default_registry()
     specs = [registry[name] for name in request.models]
     request.out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_staging(request.out)
     staging = Path(tempfile.mkdtemp(dir=request.out.parent, prefix=f".{request.out.name}.staging-"))
     try:
         kept = _keep_previous(request, staging, {s.name for s in specs})
@@ -136,6 +137,13 @@ def build_artifacts(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def _remove_abandoned_staging(out: Path) -> None:
+    # A build killed outright (SIGKILL, power loss) cannot clean up after itself; its staging
+    # folder sits beside the output, never inside it, and is removed by the next build.
+    for leftover in out.parent.glob(f".{out.name}.staging-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _keep_previous(request: BuildRequest, staging: Path, rebuilt: set[str]) -> dict:

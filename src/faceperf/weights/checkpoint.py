@@ -6,8 +6,6 @@ stranger cannot run code; every failure becomes a one-line :class:`WeightsError`
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,18 +39,32 @@ def read_checkpoint(path: Path) -> object:
         raise WeightsError(f"{path}: no such checkpoint file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # weights_only refuses any global it does not know: that is a pickle that would run code.
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except Exception as err:  # torch raises many types for damaged files; all become one line
+        refused = _refused_global(str(err))
+        if refused:
+            raise WeightsError(
+                f"{path}: refused to load: the pickle asks to run code or build arbitrary "
+                f"objects ({refused}); faceperf only loads plain tensors (weights_only=True)"
+            ) from None
         raise WeightsError(
-            f"{path}: refused to load: the pickle asks to run code or build arbitrary objects "
-            f"({reason}); faceperf only loads plain tensors (weights_only=True)"
+            f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {_gist(err)}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise WeightsError(
-            f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {first}"
-        ) from None
+
+
+def _refused_global(message: str) -> str | None:
+    # weights_only names the global it refused ("Trying to load unsupported GLOBAL posix.mkdir");
+    # a damaged file fails in the same exception type without naming one.
+    for line in message.splitlines():
+        if "GLOBAL" in line or "Unsupported global" in line:
+            return line.strip().rstrip(".")
+    return None
+
+
+def _gist(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    noise = ("Weights only load failed", "Please file an issue", "Check the documentation")
+    useful = [line for line in lines if not line.startswith(noise)]
+    return (useful or lines or [type(err).__name__])[0][:200]
 
 
 def unwrap_state_dict(obj: object, container: Container, path: Path) -> dict[str, torch.Tensor]:

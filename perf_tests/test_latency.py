@@ -1,0 +1,62 @@
+"""Steady-state latency and cold-load time of every ONNX artifact on ONNX Runtime CPU.
+
+Budgets, baselines and the regression gate build on these benchmarks; here they measure and
+record (model, variant, weights, provider) with pytest-benchmark. `make test` runs them once each
+with --benchmark-disable as a smoke test; `make perf` times them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceperf.artifacts.layout import ONNX_VARIANTS
+from faceperf.artifacts.manifest import read_manifest
+from faceperf.models.registry import default_registry
+from faceperf.runtime.factory import open_runner
+from faceperf.sample_inputs import sample_batch
+
+pytestmark = pytest.mark.perf
+MODELS = default_registry().names()
+
+
+def _one_input(name: str) -> dict[str, np.ndarray]:
+    spec = default_registry()[name]
+    return {spec.input_name: np.array(sample_batch(name)[:1])}
+
+
+def _describe(benchmark, artifacts_dir, name: str, variant: str, executed_on) -> None:
+    record = read_manifest(artifacts_dir).models[name]
+    benchmark.group = f"{name} latency"
+    benchmark.extra_info.update(
+        model=name,
+        variant=variant,
+        weights=record.weights["kind"],
+        executed_on=list(executed_on),
+        artifact_sha256=record.variants[variant].sha256,
+    )
+
+
+@pytest.mark.parametrize("variant", ONNX_VARIANTS)
+@pytest.mark.parametrize("name", MODELS)
+def test_steady_state_latency_ort_cpu(benchmark, artifacts_dir, name, variant):
+    runner = open_runner(artifacts_dir, name, variant, backend="ort-cpu")
+    feeds = _one_input(name)
+    _describe(benchmark, artifacts_dir, name, variant, runner.executed_on)
+    outputs = benchmark.pedantic(runner.run, args=(feeds,), warmup_rounds=3, rounds=20)
+    assert set(outputs) == set(default_registry()[name].output_names)
+
+
+@pytest.mark.parametrize("variant", ONNX_VARIANTS)
+@pytest.mark.parametrize("name", MODELS)
+def test_cold_load_ort_cpu(benchmark, artifacts_dir, name, variant):
+    # Session creation (graph optimisation, kernel selection) apart from steady state: what a
+    # user waits for at application start.
+    runner = benchmark.pedantic(
+        open_runner,
+        args=(artifacts_dir, name, variant),
+        kwargs={"backend": "ort-cpu", "verify": False},
+        rounds=5,
+    )
+    _describe(benchmark, artifacts_dir, name, variant, runner.executed_on)
+    benchmark.group = f"{name} cold load"
