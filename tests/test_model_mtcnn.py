@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
+from onnx_session import export_session
 from torch import nn
 
 from faceperf.models.mtcnn import (
@@ -201,18 +201,9 @@ def test_torchscript_trace_matches_eager(key: str) -> None:
 
 
 def _export(net: nn.Module, x: torch.Tensor, names: tuple[str, ...], dyn: dict, path: Path):
-    torch.onnx.export(
-        net,
-        (x,),
-        str(path),
-        dynamo=False,
-        opset_version=17,
-        input_names=["image"],
-        output_names=list(names),
-        dynamic_axes=dyn,
-    )
+    session = export_session(net, x, path, names, dyn)
     onnx.checker.check_model(str(path))
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session
 
 
 # torch's legacy exporter warns about its own internals; coremltools leaves a weights temp dir

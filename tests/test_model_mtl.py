@@ -7,10 +7,10 @@ meet, and the numerical tests run on a seeded, BatchNorm-calibrated random model
 import math
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
+from onnx_session import export_session
 from torch import nn
 
 from faceperf.models.efficientnet import StaticSameConv2d, build_tf_efficientnet_b0
@@ -338,17 +338,8 @@ def test_onnx_export_matches_eager(
 ) -> None:
     path = tmp_path / "mtl.onnx"
     names = ["image", "emotion", "gaze", "au"]
-    torch.onnx.export(
-        model,
-        (images[:1],),
-        str(path),
-        dynamo=False,
-        opset_version=17,
-        input_names=["image"],
-        output_names=["emotion", "gaze", "au"],
-        dynamic_axes={n: {0: "batch"} for n in names},
-    )
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    dynamic = {n: {0: "batch"} for n in names}
+    sess = export_session(model, images[:1], path, names[1:], dynamic)
     got = sess.run(None, {"image": images.numpy()})  # batch 2 through a batch-1 trace
     for name, g, want in zip(names[1:], got, outputs, strict=True):
         # Both run float32; only summation order differs (oneDNN vs MLAS over ~80 layers),

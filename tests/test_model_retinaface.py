@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from onnx_session import export_session
 from torch import nn
 
 from faceperf.models.retinaface import (
@@ -325,23 +326,12 @@ def test_priors_non_square_use_own_axes() -> None:
 
 
 def test_onnx_dynamic_export_matches_eager(model: RetinaFace, tmp_path) -> None:
-    ort = pytest.importorskip("onnxruntime")
     path = tmp_path / "retinaface.onnx"
     dyn = {"image": {0: "batch", 2: "height", 3: "width"}}
     dyn.update({name: {0: "batch", 1: "priors"} for name in ("loc", "conf", "landms")})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # legacy exporter notice
-        torch.onnx.export(
-            model,
-            (_image(64, 96),),
-            str(path),
-            dynamo=False,
-            opset_version=17,
-            input_names=["image"],
-            output_names=["loc", "conf", "landms"],
-            dynamic_axes=dyn,
-        )
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        sess = export_session(model, _image(64, 96), path, ["loc", "conf", "landms"], dyn)
     assert [i.name for i in sess.get_inputs()] == ["image"]
     assert [o.name for o in sess.get_outputs()] == ["loc", "conf", "landms"]
     for batch, h, w in [(1, 481, 641), (2, 81, 113)]:

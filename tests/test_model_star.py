@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from onnx_session import export_session
 
 from faceperf.models.star import (
     STAR_INPUT_SIZE,
@@ -255,17 +255,8 @@ def test_onnx_export_matches_eager(
     model: StackedHGNetV1, images: torch.Tensor, outputs: dict[str, torch.Tensor], tmp_path
 ) -> None:
     path = tmp_path / "star.onnx"
-    torch.onnx.export(
-        model,
-        (images[:1],),
-        str(path),
-        dynamo=False,
-        opset_version=17,
-        input_names=["image"],
-        output_names=["landmarks"],
-        dynamic_axes={"image": {0: "batch"}, "landmarks": {0: "batch"}},
-    )
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    dynamic = {"image": {0: "batch"}, "landmarks": {0: "batch"}}
+    session = export_session(model, images[:1], path, ["landmarks"], dynamic)
     assert [i.name for i in session.get_inputs()] == ["image"]
     assert [o.name for o in session.get_outputs()] == ["landmarks"]
     # Exported at batch 1, run at batch 2: the batch axis must really be dynamic.

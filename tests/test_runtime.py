@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from faceperf.artifacts.layout import artifact_path
 from faceperf.errors import ArtifactError, BackendUnavailableError, InputMismatchError
@@ -156,3 +157,22 @@ def test_torch_runner_is_the_eager_reference_with_the_same_checks():
     assert runner.executed_on[0].startswith("torch-")
     with pytest.raises(InputMismatchError, match="mtcnn_rnet \\(packaged\\): input 'image'"):
         runner.run({"image": np.zeros((1, 3, 48, 48), np.float32)})
+
+
+def test_artifact_whose_graph_differs_from_its_manifest_is_refused(copied_onet, tmp_path):
+    # A reconversion fixed the batch axis; its manifest still declares it dynamic.
+    from onnx_session import export_session
+
+    from faceperf.fileio import sha256_path
+
+    spec = default_registry()["mtcnn_onet"]
+    path = artifact_path(copied_onet, "mtcnn_onet", "optimized")
+    model = resolve_weights(spec).build_model()
+    export_session(model, torch.zeros(1, 3, 48, 48), path, spec.output_names)
+    manifest_file = copied_onet / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["models"]["mtcnn_onet"]["variants"]["optimized"]["sha256"] = sha256_path(path)
+    manifest_file.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"file's inputs image \(1, 3, 48, 48\) float32 differ "
+                                            r"from the manifest's image \(batch, 3, 48, 48\)"):
+        open_runner(copied_onet, "mtcnn_onet", "optimized")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
+from onnx_session import export_session
 from torch import nn
 
 from faceperf import paths
@@ -295,17 +295,7 @@ def test_onnx_runtime_matches_eager_with_real_weights(nets, hopper, key, tmp_pat
         x_export = torch.zeros(1, 3, size, size)
         x_run = torch.cat([_face_crop(rgb, face["box"], size), _noise_crop(size)])
     path = tmp_path / f"{key}.onnx"
-    torch.onnx.export(
-        net,
-        (x_export,),
-        str(path),
-        dynamo=False,
-        opset_version=17,
-        input_names=["image"],
-        output_names=list(names),
-        dynamic_axes=dyn,
-    )
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = export_session(net, x_export, path, names, dyn)
     got = sess.run(list(names), {"image": x_run.numpy()})
     with torch.no_grad():
         want = net(x_run)

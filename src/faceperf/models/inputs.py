@@ -11,11 +11,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-RETINAFACE_MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
-STAR_SIZE = 256
-MTL_SIZE = 224
-IMAGENET_MEAN_RGB = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+from faceperf.models import mtl, retinaface, star
+
+RETINAFACE_MEAN_BGR = np.array(retinaface.RETINAFACE_MEAN_BGR, dtype=np.float32)
+STAR_SIZE = star.STAR_INPUT_SIZE
+MTL_SIZE = mtl.MTL_INPUT_SIZE
+IMAGENET_MEAN_RGB = np.array(mtl.IMAGENET_MEAN, dtype=np.float32)
+IMAGENET_STD_RGB = np.array(mtl.IMAGENET_STD, dtype=np.float32)
 
 
 def _check_frame(frame: np.ndarray) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from faceperf.artifacts.manifest import TensorInfo
-from faceperf.errors import InputMismatchError
+from faceperf.errors import ArtifactError, InputMismatchError
 
 
 class Runner(ABC):
@@ -67,6 +67,31 @@ def check_feeds(
                 f"{source}: input {info.name!r} has shape {tuple(value.shape)}, "
                 f"expected {_shape_text(info.shape)}"
             )
+
+
+def check_declared(
+    source: str, declared: tuple[TensorInfo, ...], actual: tuple[TensorInfo, ...]
+) -> None:
+    """Raise ArtifactError unless the artifact's own inputs are those the manifest declares.
+
+    Catches a reconversion whose graph was renamed, re-shaped or re-typed while its manifest
+    still describes the old contract (the file's hash alone cannot: the manifest came with it).
+    """
+    if [_contract(t) for t in declared] != [_contract(t) for t in actual]:
+        raise ArtifactError(
+            f"{source}: the file's inputs {_tensors_text(actual)} differ from the manifest's "
+            f"{_tensors_text(declared)}"
+        )
+
+
+def _contract(tensor: TensorInfo) -> tuple:
+    # Symbolic dims are compared as "dynamic", whatever the exporter named them.
+    dims = tuple(d if isinstance(d, int) else None for d in tensor.shape)
+    return tensor.name, tensor.dtype, dims
+
+
+def _tensors_text(tensors: tuple[TensorInfo, ...]) -> str:
+    return ", ".join(f"{t.name} {_shape_text(t.shape)} {t.dtype}" for t in tensors)
 
 
 def _shape_text(shape: tuple[int | str, ...]) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 
 from faceperf.artifacts.manifest import TensorInfo
 from faceperf.errors import ArtifactError, BackendUnavailableError
-from faceperf.runtime.base import Runner
+from faceperf.runtime.base import Runner, check_declared
 
 COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
 
@@ -61,6 +61,10 @@ class CoreMLRunner(Runner):
             )
         except Exception as err:  # coremltools raises many types for a broken package
             raise ArtifactError(f"{path}: Core ML cannot load it: {err}") from None
+
+        from faceperf.artifacts.coreml_export import describe_coreml
+
+        check_declared(self.source, inputs, describe_coreml(path)[0])
 
     def _run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = self._model.predict(dict(feeds))

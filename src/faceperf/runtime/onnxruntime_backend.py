@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from faceperf.artifacts.manifest import TensorInfo
 from faceperf.errors import ArtifactError, BackendUnavailableError
-from faceperf.runtime.base import Runner
+from faceperf.runtime.base import Runner, check_declared
 
 # backend name -> (execution provider, its options). The CoreML options are those the
 # optimisation reports found best: ML Program format on CPU and Neural Engine.
@@ -76,6 +76,7 @@ class OrtRunner(Runner):
         except Exception as err:  # ORT raises its own exception types for bad files
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ArtifactError(f"{path}: ONNX Runtime cannot load it: {first}") from None
+        check_declared(self.source, inputs, tuple(_info(i) for i in self._session.get_inputs()))
         self._names = [o.name for o in self._session.get_outputs()]
 
     def _run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -84,3 +85,11 @@ class OrtRunner(Runner):
     @property
     def executed_on(self) -> tuple[str, ...]:
         return tuple(self._session.get_providers())
+
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
+
+
+def _info(node: ort.NodeArg) -> TensorInfo:
+    shape = tuple(d if isinstance(d, int) else str(d) for d in node.shape)
+    return TensorInfo(node.name, shape, _ORT_TYPES.get(node.type, node.type))
