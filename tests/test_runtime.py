@@ -173,6 +173,9 @@ def test_artifact_whose_graph_differs_from_its_manifest_is_refused(copied_onet, 
     manifest = json.loads(manifest_file.read_text())
     manifest["models"]["mtcnn_onet"]["variants"]["optimized"]["sha256"] = sha256_path(path)
     manifest_file.write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match=r"file's inputs image \(1, 3, 48, 48\) float32 differ "
-                                            r"from the manifest's image \(batch, 3, 48, 48\)"):
+    with pytest.raises(
+        ArtifactError,
+        match=r"file's inputs image \(1, 3, 48, 48\) float32 differ "
+        r"from the manifest's image \(batch, 3, 48, 48\)",
+    ):
         open_runner(copied_onet, "mtcnn_onet", "optimized")
