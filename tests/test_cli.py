@@ -82,3 +82,16 @@ def test_build_if_stale_builds_once_then_reports_up_to_date(tmp_path):
     assert "artifacts:" in first.stderr  # the tqdm progress line
     second = subprocess.run(command, capture_output=True, text=True, check=True)
     assert "up to date" in second.stdout
+
+
+def test_profile_prints_the_name_and_the_reasons(capsys):
+    assert main(["profile", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["name"].endswith("/ort-cpu") and document["reasons"]
+    assert main(["profile", "--perf-profile", "ci/ort-cpu"]) == 0
+    assert capsys.readouterr().out.startswith("ci/ort-cpu\n")
+
+
+def test_profile_of_an_unknown_backend_is_a_one_line_error(capsys):
+    assert main(["profile", "--backend", "tpu"]) == 2
+    assert "unknown backend 'tpu'" in capsys.readouterr().err

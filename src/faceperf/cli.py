@@ -83,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
+    profile = commands.add_parser("profile", help="print the detected hardware profile and why")
+    profile.add_argument(
+        "--backend",
+        default="ort-cpu",
+        help="runtime backend (ort-cpu, ort-coreml, ort-cuda, coreml, torch)",
+    )
+    profile.add_argument("--perf-profile", default=None, help="force a profile name")
+    profile.add_argument("--json", action="store_true")
+
     surrogates = commands.add_parser("surrogates", help="surrogate weight calibration")
     surrogate_commands = surrogates.add_subparsers(dest="surrogates_command", required=True)
     calibrate = surrogate_commands.add_parser(
@@ -107,6 +116,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _artifacts_build(args)
     if args.command == "artifacts" and args.artifacts_command == "list":
         return _artifacts_list(args)
+    if args.command == "profile":
+        return _profile(args)
     if args.command == "surrogates":
         return _surrogates_calibrate(args)
     raise AssertionError(f"unhandled command {args}")
@@ -192,6 +203,23 @@ def _manifest_table(manifest: Manifest) -> str:
 
 def _shape(shape: tuple) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from faceperf.bench.hardware import detect_profile
+
+    try:
+        profile = detect_profile(args.backend, forced=args.perf_profile)
+    except ValueError as err:
+        print(f"faceperf: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps({**profile.to_json(), "reasons": list(profile.reasons)}, indent=2))
+        return EXIT_OK
+    print(profile.name)
+    for reason in profile.reasons:
+        print(f"  - {reason}")
+    return EXIT_OK
 
 
 def _surrogates_calibrate(args: argparse.Namespace) -> int:
