@@ -1,0 +1,289 @@
+"""Budgets and regression thresholds, read from the one reviewed file ``baselines/budgets.toml``.
+
+Layout::
+
+    [defaults]
+    regression_threshold = 0.10          # relative slowdown of the median the gate calls large
+
+    [thresholds]                         # per-benchmark overrides (full or short benchmark name)
+    "test_steady_state_latency_ort_cpu[mtcnn_rnet-optimized]" = 0.25
+
+    [[budget]]
+    profile = "apple-*/coreml"           # fnmatch pattern over profile names (case-sensitive)
+    benchmark = "star latency"           # the name a perf test looks its budget up by
+    max_ms = 100.0                       # or min_fps = 30.0, not both
+    reason = "product budget: STAR < 100 ms on Apple Silicon"
+
+Every section is optional; every key is checked, so a typo fails loudly instead of silently
+turning a budget off.
+
+When several budgets of a benchmark match a profile, the most specific pattern wins: a pattern
+without wildcards beats any pattern with one, then the pattern with more literal characters (not
+counting ``*``, ``?`` and ``[...]``) wins. So ``apple-m1-pro/coreml`` beats ``apple-*/coreml``,
+which beats ``*/coreml``, which beats ``*``. Two matching patterns of equal specificity are an
+error, since which one applies would be an accident of file order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from types import MappingProxyType
+
+from faceperf.bench.errors import BudgetsError
+from faceperf.bench.storage import find_by_benchmark_name
+
+DEFAULT_REGRESSION_THRESHOLD = 0.10
+
+_TOP_KEYS = ("defaults", "thresholds", "budget")
+_DEFAULTS_KEYS = ("regression_threshold",)
+_BUDGET_KEYS = ("profile", "benchmark", "max_ms", "min_fps", "reason")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A latency or frame-rate budget of one benchmark on the profiles a pattern matches.
+
+    Args:
+        profile: fnmatch pattern over profile names, e.g. ``apple-*/coreml``.
+        benchmark: the name perf tests look the budget up by, e.g. ``star latency``.
+        reason: why this number (a product requirement, a measurement); shown when it fails.
+        max_ms: the most milliseconds one call may take, or
+        min_fps: the fewest calls per second a frame-at-a-time loop must sustain.
+    """
+
+    profile: str
+    benchmark: str
+    reason: str
+    max_ms: float | None = None
+    min_fps: float | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("profile", "benchmark", "reason"):
+            value = getattr(self, key)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{key} = {value!r}: expected a non-empty string")
+        if (self.max_ms is None) == (self.min_fps is None):
+            raise ValueError("give exactly one of max_ms and min_fps")
+        key, value = (
+            ("max_ms", self.max_ms) if self.max_ms is not None else ("min_fps", self.min_fps)
+        )
+        if not _is_number(value) or not value > 0:
+            raise ValueError(f"{key} = {value!r}: expected a positive number")
+        object.__setattr__(self, key, float(value))
+
+    @property
+    def limit_ms(self) -> float:
+        """The budget as a per-call latency: max_ms, or 1000 / min_fps."""
+        return self.max_ms if self.max_ms is not None else 1000.0 / self.min_fps
+
+    @property
+    def specificity(self) -> tuple[bool, int]:
+        """How specific the profile pattern is: (has no wildcard, literal characters)."""
+        literals, wild = _literal_count(self.profile)
+        return (not wild, literals)
+
+    def allows(self, latency_ms: float) -> bool:
+        """True when one call taking ``latency_ms`` milliseconds is within the budget.
+
+        Args:
+            latency_ms: the measured per-call (per-frame) latency, e.g. the median.
+        """
+        return latency_ms <= self.limit_ms
+
+    def describe(self) -> str:
+        """The budget as people state it: ``≤ 100 ms`` or ``≥ 30 FPS``."""
+        if self.max_ms is not None:
+            return f"≤ {self.max_ms:g} ms"
+        return f"≥ {self.min_fps:g} FPS"
+
+    def matches(self, profile: str, benchmark: str) -> bool:
+        return benchmark == self.benchmark and fnmatchcase(profile, self.profile)
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Everything ``budgets.toml`` says.
+
+    Args:
+        source: the file it was read from (named in errors).
+        default_threshold: the gate's regression threshold for benchmarks without an override.
+        thresholds: benchmark name (full or short) → regression threshold.
+        budgets: the latency / frame-rate budgets, in file order.
+    """
+
+    source: str
+    default_threshold: float = DEFAULT_REGRESSION_THRESHOLD
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    budgets: tuple[Budget, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_threshold("default_threshold", self.default_threshold)
+        for name, value in self.thresholds.items():
+            _check_threshold(f"threshold of {name!r}", value)
+        object.__setattr__(self, "thresholds", MappingProxyType(dict(self.thresholds)))
+        object.__setattr__(self, "budgets", tuple(self.budgets))
+
+    def threshold_for(self, benchmark_name: str) -> float:
+        """The regression threshold of a benchmark: its override, else the default.
+
+        Args:
+            benchmark_name: the benchmark's fullname or short name (``test_x[params]``).
+        """
+        override = find_by_benchmark_name(self.thresholds, benchmark_name)
+        return self.default_threshold if override is None else override
+
+    def budget_for(self, profile: str, benchmark: str) -> Budget | None:
+        """The budget of ``benchmark`` on ``profile``, or None when the file sets none.
+
+        Args:
+            profile: the profile the run measures, e.g. ``apple-m1-pro/coreml``.
+            benchmark: the budget name a perf test looks up, e.g. ``star latency``.
+
+        Raises:
+            BudgetsError: two matching patterns are equally specific.
+        """
+        matching = sorted(
+            (budget for budget in self.budgets if budget.matches(profile, benchmark)),
+            key=lambda budget: budget.specificity,
+            reverse=True,
+        )
+        if len(matching) > 1 and matching[0].specificity == matching[1].specificity:
+            raise BudgetsError(
+                f"{self.source}: budgets of {benchmark!r} with profiles {matching[0].profile!r} "
+                f"and {matching[1].profile!r} both match {profile!r} equally specifically; "
+                "make one pattern more specific"
+            )
+        return matching[0] if matching else None
+
+
+def load_budgets(path: str | os.PathLike[str]) -> Budgets:
+    """Read and check a budgets file.
+
+    Args:
+        path: the TOML file, normally ``baselines/budgets.toml``.
+
+    Raises:
+        BudgetsError: missing, unreadable, not TOML, or an unknown or invalid key or value; the
+            message names the file and the offending entry.
+    """
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BudgetsError(f"{path}: budgets file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BudgetsError(
+            f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BudgetsError(f"{path}: not valid TOML ({exc})") from None
+    return _parse(document, str(path))
+
+
+def _parse(document: dict[str, object], source: str) -> Budgets:
+    _check_keys(document, _TOP_KEYS, source, "top level")
+    defaults = _table(document, "defaults", source)
+    _check_keys(defaults, _DEFAULTS_KEYS, source, "[defaults]")
+    default_threshold = defaults.get("regression_threshold", DEFAULT_REGRESSION_THRESHOLD)
+    _wrap(_check_threshold, source, "[defaults] regression_threshold", default_threshold)
+    thresholds = _table(document, "thresholds", source)
+    for name, value in thresholds.items():
+        _wrap(_check_threshold, source, f"[thresholds] {name!r}", value)
+    budgets = _budgets(document.get("budget", []), source)
+    return Budgets(source, default_threshold, thresholds, budgets)
+
+
+def _budgets(entries: object, source: str) -> tuple[Budget, ...]:
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise BudgetsError(f"{source}: 'budget' must be an array of tables ([[budget]] entries)")
+    budgets: list[Budget] = []
+    seen: set[tuple[str, str]] = set()
+    for index, entry in enumerate(entries, start=1):
+        where = f"[[budget]] #{index}"
+        if isinstance(entry.get("benchmark"), str):
+            where += f" ({entry['benchmark']!r})"
+        _check_keys(entry, _BUDGET_KEYS, source, where)
+        if "reason" not in entry:
+            raise BudgetsError(f"{source}: {where}: missing 'reason' (why this budget?)")
+        for key in ("profile", "benchmark"):
+            if key not in entry:
+                raise BudgetsError(f"{source}: {where}: missing {key!r}")
+        try:
+            budget = Budget(**entry)
+        except ValueError as exc:
+            raise BudgetsError(f"{source}: {where}: {exc}") from None
+        if (budget.profile, budget.benchmark) in seen:
+            raise BudgetsError(
+                f"{source}: {where}: a second budget for profile {budget.profile!r} and "
+                f"benchmark {budget.benchmark!r}"
+            )
+        seen.add((budget.profile, budget.benchmark))
+        budgets.append(budget)
+    return tuple(budgets)
+
+
+def _table(document: dict[str, object], key: str, source: str) -> dict[str, object]:
+    table = document.get(key, {})
+    if not isinstance(table, dict):
+        raise BudgetsError(f"{source}: {key!r} must be a table ([{key}])")
+    return table
+
+
+def _check_keys(table: Mapping[str, object], allowed: tuple[str, ...], source: str, where: str):
+    for key in table:
+        if key not in allowed:
+            raise BudgetsError(
+                f"{source}: {where}: unknown key {key!r}; expected one of {', '.join(allowed)}"
+            )
+
+
+def _wrap(check, source: str, where: str, value: object) -> None:
+    try:
+        check(where, value)
+    except ValueError as exc:
+        raise BudgetsError(f"{source}: {exc}") from None
+
+
+def _check_threshold(what: str, value: object) -> None:
+    if not _is_number(value) or not 0 < value < 1:
+        raise ValueError(f"{what} = {value!r}: expected a fraction between 0 and 1 (exclusive)")
+
+
+def _is_number(value: object) -> bool:
+    # TOML booleans are Python bools, which are ints; `max_ms = true` is a mistake, not 1 ms.
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def _literal_count(pattern: str) -> tuple[int, bool]:
+    """Characters of ``pattern`` that match only themselves, and whether it has a wildcard.
+
+    Follows fnmatch's syntax: ``*`` and ``?`` are wildcards, ``[...]`` (``[!...]``) is a class
+    when it is closed, and an unclosed ``[`` is a literal.
+    """
+    literals, wild, i = 0, False, 0
+    while i < len(pattern):
+        char = pattern[i]
+        i += 1
+        if char in "*?":
+            wild = True
+        elif char == "[":
+            j = i
+            if j < len(pattern) and pattern[j] == "!":
+                j += 1
+            if j < len(pattern) and pattern[j] == "]":  # a leading ] is part of the class
+                j += 1
+            while j < len(pattern) and pattern[j] != "]":
+                j += 1
+            if j < len(pattern):
+                wild, i = True, j + 1
+            else:
+                literals += 1
+        else:
+            literals += 1
+    return literals, wild

@@ -1,0 +1,420 @@
+"""The regression gate: a current run against the committed baseline of the same profile.
+
+A benchmark regresses only when the slowdown is both practically large and statistically
+significant:
+
+- large: the median got slower by more than the benchmark's threshold (default 10 %);
+- significant: a one-sided Mann-Whitney U test on the raw samples says the current durations
+  tend to be larger than the baseline's with p < alpha (default 0.01).
+
+Either alone is not enough. Significance alone flags a 1 % change measured with thousands of
+rounds; size alone flags the noise of a machine that was busy for three rounds. Mann-Whitney
+compares whole distributions by rank, so one outlier round cannot make or hide a regression, and
+it assumes nothing about the shape of timing noise (skewed, heavy-tailed).
+
+A benchmark with too few samples can never be called a regression: it is marked unstable and
+the report says to increase rounds. With the default alpha = 0.01 this is also what the test
+itself implies: with 4 rounds per side the smallest one-sided p-value is 1/70 ≈ 0.014.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+from faceperf.bench.errors import ProfileMismatchError
+from faceperf.bench.storage import BenchmarkRun, BenchmarkSamples, find_by_benchmark_name
+
+ALLOW_MISMATCH_OPTION = "--allow-mismatch"
+SUGGEST_MORE_ROUNDS = "increase rounds"
+SUGGEST_QUIET_MACHINE = "close other programs / pin the CPU (fixed frequency, taskset)"
+
+
+class Verdict(Enum):
+    """What happened to one benchmark between the baseline and the current run."""
+
+    REGRESSION = "regression"
+    IMPROVEMENT = "improvement"
+    UNCHANGED = "unchanged"
+    ACCEPTED = "accepted"  # a regression a reviewer accepted, with a reason
+    ADDED = "added"  # only in the current run
+    REMOVED = "removed"  # only in the baseline
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """How strict the gate is.
+
+    Args:
+        default_threshold: relative change of the median that counts as large (0.10 = 10 %).
+        thresholds: benchmark name (full or short, see ``find_by_benchmark_name``) → threshold.
+        alpha: significance level of the one-sided Mann-Whitney U test.
+        allow_mismatch: compare runs of different profiles or runtime versions anyway.
+        accepted: benchmark name → why its regression is accepted (reviewed, e.g. in the PR).
+        min_samples: fewer samples than this on either side → unstable, never a regression.
+        max_spread: interquartile range over median at or above this → unstable.
+    """
+
+    default_threshold: float = 0.10
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    alpha: float = 0.01
+    allow_mismatch: bool = False
+    accepted: Mapping[str, str] = field(default_factory=dict)
+    min_samples: int = 5
+    max_spread: float = 0.10
+
+    def __post_init__(self) -> None:
+        _check_fraction("default_threshold", self.default_threshold)
+        for name, threshold in self.thresholds.items():
+            _check_fraction(f"threshold of {name}", threshold)
+        _check_fraction("alpha", self.alpha)
+        _check_fraction("max_spread", self.max_spread)
+        if isinstance(self.min_samples, bool) or not isinstance(self.min_samples, int):
+            raise ValueError(f"min_samples {self.min_samples!r}: expected an integer")
+        if self.min_samples < 2:
+            raise ValueError(f"min_samples {self.min_samples}: a rank test needs at least 2")
+        for name, reason in self.accepted.items():
+            if not isinstance(reason, str) or not reason.strip():
+                raise ValueError(f"accepted regression of {name}: a reason is required")
+        object.__setattr__(self, "thresholds", MappingProxyType(dict(self.thresholds)))
+        object.__setattr__(self, "accepted", MappingProxyType(dict(self.accepted)))
+
+    def threshold_for(self, name: str) -> float:
+        """The regression threshold of a benchmark (its override, else the default)."""
+        override = find_by_benchmark_name(self.thresholds, name)
+        return self.default_threshold if override is None else override
+
+    def accepted_reason(self, name: str) -> str | None:
+        return find_by_benchmark_name(self.accepted, name)
+
+
+@dataclass(frozen=True)
+class GateRow:
+    """The gate's finding for one benchmark.
+
+    Args:
+        name: the benchmark's fullname.
+        verdict: see :class:`Verdict`.
+        threshold: the relative change that counted as large for this benchmark.
+        baseline_median_s, current_median_s: medians in seconds (None on the side it is absent).
+        change: current median / baseline median − 1 (None for added / removed).
+        p_value: one-sided Mann-Whitney U p-value in the direction of the change (None for
+            added / removed).
+        n_baseline, n_current: sample counts.
+        warnings: why the result may not be trustworthy, each with what to do about it.
+        note: a reviewer's reason for an accepted regression, or another remark.
+    """
+
+    name: str
+    verdict: Verdict
+    threshold: float
+    baseline_median_s: float | None = None
+    current_median_s: float | None = None
+    change: float | None = None
+    p_value: float | None = None
+    n_baseline: int = 0
+    n_current: int = 0
+    warnings: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def unstable(self) -> bool:
+        return bool(self.warnings)
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """All rows of one comparison and what they mean for the merge.
+
+    Args:
+        rows: one per benchmark in either run, sorted by name.
+        profile: the current run's profile.
+        baseline_profile: the baseline's profile (differs only when mismatches were allowed).
+        policy: the policy the rows were decided with.
+        mismatches: profile / runtime differences that were allowed with allow_mismatch.
+        problems: run-level failures that are not a single benchmark's (nothing measured).
+        notices: run-level remarks that do not fail the gate (an empty baseline).
+    """
+
+    rows: tuple[GateRow, ...]
+    profile: str
+    baseline_profile: str
+    policy: GatePolicy
+    mismatches: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()
+
+    @property
+    def regressions(self) -> tuple[GateRow, ...]:
+        return tuple(row for row in self.rows if row.verdict is Verdict.REGRESSION)
+
+    @property
+    def unstable(self) -> tuple[GateRow, ...]:
+        return tuple(row for row in self.rows if row.unstable)
+
+    @property
+    def passed(self) -> bool:
+        return not self.regressions and not self.problems
+
+    @property
+    def exit_code(self) -> int:
+        """1 when a benchmark regressed or the current run measured nothing, else 0."""
+        return 0 if self.passed else 1
+
+    def summary(self) -> str:
+        """One line: pass or fail, and why."""
+        counts = {verdict: 0 for verdict in Verdict}
+        for row in self.rows:
+            counts[row.verdict] += 1
+        parts = [f"{n} {verdict.value}" for verdict, n in counts.items() if n]
+        status = "PASS" if self.passed else "FAIL"
+        detail = "; ".join([*self.problems, *([", ".join(parts)] if parts else [])])
+        detail = detail or "no benchmarks"
+        return f"faceperf gate on {self.profile}: {status} ({detail})"
+
+    def markdown(self) -> str:
+        """The table a reviewer pastes in a pull request, with the rules it was decided by."""
+        lines = [f"**{_escape(self.summary())}**", ""]
+        lines += [f"> ⚠ {_escape(text)}" for text in (*self.mismatches, *self.notices)]
+        if self.mismatches or self.notices:
+            lines.append("")
+        lines += [
+            "| benchmark | baseline (ms) | current (ms) | change | p-value | verdict | note |",
+            "|---|---:|---:|---:|---:|---|---|",
+        ]
+        lines += [_markdown_row(row, self.policy.default_threshold) for row in self.rows]
+        lines += [
+            "",
+            f"Regression: median slower by more than the threshold (default "
+            f"{self.policy.default_threshold:.0%}) and one-sided Mann-Whitney U p < "
+            f"{self.policy.alpha:g} on the raw samples; fewer than {self.policy.min_samples} "
+            "samples on a side is never a regression.",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def compare_runs(baseline: BenchmarkRun, current: BenchmarkRun, policy: GatePolicy) -> GateReport:
+    """Compare every benchmark of two runs of the same profile.
+
+    An empty current run fails the gate (exit code 1), whatever the baseline holds: a perf job
+    that measured nothing must not pass silently. An empty baseline is reported as a notice and
+    every current benchmark is ADDED (exit code 0: a new profile's first run has to pass).
+
+    Args:
+        baseline: the committed baseline.
+        current: the run under review.
+        policy: thresholds, significance level and accepted regressions.
+
+    Raises:
+        ProfileMismatchError: the profiles or runtime versions differ and
+            ``policy.allow_mismatch`` is false.
+    """
+    mismatches = _mismatches(baseline, current)
+    if mismatches and not policy.allow_mismatch:
+        raise ProfileMismatchError(
+            f"refusing to compare: {'; '.join(mismatches)}; pass {ALLOW_MISMATCH_OPTION} to "
+            "compare anyway"
+        )
+    names = sorted(set(baseline.benchmarks) | set(current.benchmarks))
+    rows = tuple(
+        _row(name, baseline.benchmarks.get(name), current.benchmarks.get(name), policy)
+        for name in names
+    )
+    problems, notices = [], []
+    if not current.benchmarks:
+        problems.append("the current run measured no benchmarks")
+    if not baseline.benchmarks:
+        notices.append("the baseline has no benchmarks: nothing was compared")
+    return GateReport(
+        rows=rows,
+        profile=current.profile,
+        baseline_profile=baseline.profile,
+        policy=policy,
+        mismatches=tuple(f"allowed mismatch: {text}" for text in mismatches),
+        problems=tuple(problems),
+        notices=tuple(notices),
+    )
+
+
+def sample_warnings(samples: BenchmarkSamples, policy: GatePolicy) -> tuple[str, ...]:
+    """Why one run's samples of a benchmark cannot be trusted, each with what to do about it.
+
+    For checks that look at one run only (budgets); the gate words its rows with both runs.
+
+    Args:
+        samples: one benchmark's samples in one run.
+        policy: gives the minimum sample count and the maximum spread.
+    """
+    n = len(samples.samples_s)
+    if n < policy.min_samples:
+        return (_too_few(f"only {n} samples", policy),)
+    spread = _spread_warning(samples, policy)
+    return () if spread is None else (spread,)
+
+
+def _row_warnings(
+    base: BenchmarkSamples, cur: BenchmarkSamples, policy: GatePolicy
+) -> tuple[str, ...]:
+    n_base, n_cur = len(base.samples_s), len(cur.samples_s)
+    if min(n_base, n_cur) < policy.min_samples:
+        # One message for the pair: the rule is about the comparison, not about one side.
+        return (_too_few(f"only {n_base} baseline / {n_cur} current samples", policy),)
+    found = []
+    for side, samples in (("baseline", base), ("current", cur)):
+        spread = _spread_warning(samples, policy)
+        if spread is not None:
+            found.append(f"{side}: {spread}")
+    return tuple(found)
+
+
+def _too_few(counted: str, policy: GatePolicy) -> str:
+    return (
+        f"{counted} (need {policy.min_samples}): too few to tell a change from noise, so never "
+        f"a regression; {SUGGEST_MORE_ROUNDS}"
+    )
+
+
+def _spread_warning(samples: BenchmarkSamples, policy: GatePolicy) -> str | None:
+    # IQR over median: pytest-benchmark's table shows both, and unlike stdev / mean one slow
+    # round (a page fault, a context switch) cannot inflate it.
+    q1, q3 = np.percentile(samples.samples_s, [25, 75])
+    spread = (q3 - q1) / samples.median_s
+    if spread < policy.max_spread:
+        return None
+    return (
+        f"noisy: interquartile range is {spread:.0%} of the median (≥ {policy.max_spread:.0%}); "
+        f"{SUGGEST_QUIET_MACHINE}, or {SUGGEST_MORE_ROUNDS}"
+    )
+
+
+def _row(
+    name: str,
+    base: BenchmarkSamples | None,
+    cur: BenchmarkSamples | None,
+    policy: GatePolicy,
+) -> GateRow:
+    threshold = policy.threshold_for(name)
+    if base is None or cur is None:
+        present = cur if base is None else base
+        assert present is not None  # the name came from one of the two runs
+        return GateRow(
+            name=name,
+            verdict=Verdict.ADDED if base is None else Verdict.REMOVED,
+            threshold=threshold,
+            baseline_median_s=None if base is None else base.median_s,
+            current_median_s=None if cur is None else cur.median_s,
+            n_baseline=0 if base is None else len(base.samples_s),
+            n_current=0 if cur is None else len(cur.samples_s),
+        )
+    change = cur.median_s / base.median_s - 1.0
+    warnings = _row_warnings(base, cur, policy)
+    enough = min(len(base.samples_s), len(cur.samples_s)) >= policy.min_samples
+    # Test in the direction the medians moved; the other direction's p-value is not informative.
+    alternative = "greater" if change >= 0 else "less"
+    p_value = _mann_whitney(cur.samples_s, base.samples_s, alternative)
+    significant = enough and p_value < policy.alpha
+    verdict = Verdict.UNCHANGED
+    if significant and change > threshold:
+        verdict = Verdict.REGRESSION
+    elif significant and change < -threshold:
+        verdict = Verdict.IMPROVEMENT
+    note = ""
+    reason = policy.accepted_reason(name)
+    if reason is not None:
+        if verdict is Verdict.REGRESSION:
+            verdict, note = Verdict.ACCEPTED, reason
+        else:
+            # Keep the stale entry visible so it gets removed before it hides a future regression.
+            note = f"listed as accepted but did not regress ({reason})"
+    return GateRow(
+        name=name,
+        verdict=verdict,
+        threshold=threshold,
+        baseline_median_s=base.median_s,
+        current_median_s=cur.median_s,
+        change=change,
+        p_value=p_value,
+        n_baseline=len(base.samples_s),
+        n_current=len(cur.samples_s),
+        warnings=warnings,
+        note=note,
+    )
+
+
+def _mann_whitney(
+    current: tuple[float, ...], baseline: tuple[float, ...], alternative: str
+) -> float:
+    p_value = float(mannwhitneyu(current, baseline, alternative=alternative).pvalue)
+    # NaN only when no test is possible (degenerate input): that is no evidence of a change.
+    return 1.0 if math.isnan(p_value) else p_value
+
+
+def _mismatches(baseline: BenchmarkRun, current: BenchmarkRun) -> list[str]:
+    found = []
+    if baseline.profile != current.profile:
+        found.append(
+            f"baseline profile {baseline.profile!r} differs from current profile "
+            f"{current.profile!r}"
+        )
+    for package in sorted(set(baseline.runtime_versions) | set(current.runtime_versions)):
+        old = baseline.runtime_versions.get(package, "absent")
+        new = current.runtime_versions.get(package, "absent")
+        if old != new:
+            found.append(f"{package} {old} in the baseline but {new} in the current run")
+    return found
+
+
+def _check_fraction(what: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ValueError(f"{what} {value!r}: expected a number between 0 and 1 (exclusive)")
+
+
+def _markdown_row(row: GateRow, default_threshold: float) -> str:
+    notes = [row.note] if row.note else []
+    notes += list(row.warnings)
+    if row.threshold != default_threshold and row.change is not None:
+        notes.append(f"threshold {row.threshold:.0%}")
+    verdict = row.verdict.value
+    if row.verdict in (Verdict.REGRESSION, Verdict.ACCEPTED, Verdict.IMPROVEMENT):
+        verdict = f"**{verdict}**"
+    if row.unstable:
+        verdict += " ⚠ unstable"
+    cells = [
+        f"`{row.name}`",
+        _ms(row.baseline_median_s),
+        _ms(row.current_median_s),
+        "—" if row.change is None else f"{row.change:+.1%}",
+        "—" if row.p_value is None else _p(row.p_value),
+        verdict,
+        "; ".join(notes),
+    ]
+    return "| " + " | ".join(_escape(cell) for cell in cells) + " |"
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    ms = seconds * 1e3
+    # About three significant digits whatever the scale: 111, 10.4, 5.13, 0.123.
+    if ms >= 100:
+        return f"{ms:.0f}"
+    if ms >= 10:
+        return f"{ms:.1f}"
+    if ms >= 1:
+        return f"{ms:.2f}"
+    return f"{ms:.3g}"
+
+
+def _p(p_value: float) -> str:
+    return "<0.0001" if p_value < 1e-4 else f"{p_value:.2g}"
+
+
+def _escape(text: str) -> str:
+    # A pipe ends a table cell and a newline ends the row; neither may come from a name or note.
+    return text.replace("|", "\\|").replace("\n", " ")

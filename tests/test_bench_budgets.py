@@ -1,0 +1,218 @@
+"""budgets.toml: parsing, checking every key, and which budget applies to a profile."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from faceperf.bench.budgets import Budget, Budgets, load_budgets
+from faceperf.bench.errors import BudgetsError
+
+EXAMPLE = """
+[defaults]
+regression_threshold = 0.10
+
+[thresholds]  # MTCNN R-Net runs in 0.1 ms: scheduler noise alone is 20 %
+"test_steady_state_latency_ort_cpu[mtcnn_rnet-optimized]" = 0.25
+"perf_tests/test_latency.py::test_cold_load_ort_cpu[star-baseline]" = 0.3
+
+[[budget]]
+profile = "apple-*/coreml"
+benchmark = "star latency"
+max_ms = 100.0
+reason = "product budget: STAR < 100 ms on Apple Silicon"
+
+[[budget]]
+profile = "apple-m1/coreml"
+benchmark = "star latency"
+max_ms = 120
+reason = "the M1 is allowed more (measured)"
+
+[[budget]]
+profile = "apple-*"
+benchmark = "mtcnn 1080p"
+min_fps = 30.0
+reason = "product budget: MTCNN >= 30 FPS at 1080p"
+
+[[budget]]
+profile = "linux-x86_64-*/ort-cpu"
+benchmark = "star latency"
+max_ms = 130.0
+reason = "measured: 111 ms on the 2-core AVX-512 runner, plus headroom"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "budgets.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def budgets(tmp_path: Path) -> Budgets:
+    return load_budgets(_write(tmp_path, EXAMPLE))
+
+
+def test_thresholds_by_full_or_short_name(budgets: Budgets) -> None:
+    rnet = "perf_tests/test_latency.py::test_steady_state_latency_ort_cpu[mtcnn_rnet-optimized]"
+    assert budgets.threshold_for(rnet) == 0.25
+    assert budgets.threshold_for("test_steady_state_latency_ort_cpu[mtcnn_rnet-optimized]") == 0.25
+    assert (
+        budgets.threshold_for("perf_tests/test_latency.py::test_cold_load_ort_cpu[star-baseline]")
+        == 0.3
+    )
+    assert (
+        budgets.threshold_for("other/test_latency.py::test_cold_load_ort_cpu[star-baseline]")
+        == 0.10
+    )
+    assert budgets.threshold_for("perf_tests/test_latency.py::test_other") == 0.10
+
+
+def test_budget_for_a_profile(budgets: Budgets) -> None:
+    star = budgets.budget_for("apple-m1-pro/coreml", "star latency")
+    assert star is not None
+    assert (star.max_ms, star.min_fps, star.limit_ms) == (100.0, None, 100.0)
+    assert star.reason == "product budget: STAR < 100 ms on Apple Silicon"
+    assert star.describe() == "≤ 100 ms"
+    assert star.allows(99.9) and star.allows(100.0) and not star.allows(100.1)
+
+
+def test_a_frame_rate_budget_is_a_latency_limit(budgets: Budgets) -> None:
+    mtcnn = budgets.budget_for("apple-m2/ort-coreml", "mtcnn 1080p")
+    assert mtcnn is not None
+    assert mtcnn.describe() == "≥ 30 FPS"
+    assert mtcnn.limit_ms == pytest.approx(1000 / 30)
+    assert mtcnn.allows(33.3) and not mtcnn.allows(34.0)
+
+
+def test_no_budget_for_another_profile_or_benchmark(budgets: Budgets) -> None:
+    assert budgets.budget_for("linux-aarch64/ort-cpu", "star latency") is None
+    assert budgets.budget_for("apple-m1-pro/ort-coreml", "star latency") is None  # not coreml
+    assert budgets.budget_for("apple-m1-pro/coreml", "mtl latency") is None
+    assert budgets.budget_for("Apple-m1-pro/coreml", "star latency") is None  # case-sensitive
+
+
+def test_the_most_specific_pattern_wins(budgets: Budgets) -> None:
+    exact = budgets.budget_for("apple-m1/coreml", "star latency")
+    assert exact is not None and exact.max_ms == 120.0  # exact name beats apple-*/coreml
+
+
+def _budget(profile: str) -> Budget:
+    return Budget(profile=profile, benchmark="b", max_ms=1.0, reason=profile)
+
+
+@pytest.mark.parametrize(
+    ("patterns", "profile", "winner"),
+    [
+        (
+            ["*", "*/coreml", "apple-*/coreml", "apple-m1/coreml"],
+            "apple-m1/coreml",
+            "apple-m1/coreml",
+        ),
+        (["*", "*/coreml", "apple-*/coreml"], "apple-m1/coreml", "apple-*/coreml"),
+        (["*", "*/coreml"], "apple-m1/coreml", "*/coreml"),
+        (["*"], "apple-m1/coreml", "*"),
+        # a class or a ? is a wildcard: the literal name still wins...
+        (["apple-m[12]/coreml", "apple-m1/coreml"], "apple-m1/coreml", "apple-m1/coreml"),
+        # ...and otherwise counts for nothing: 17 literal characters beat 12
+        (["apple-m?-pro/*", "apple-*-pro/coreml"], "apple-m1-pro/coreml", "apple-*-pro/coreml"),
+        # an unclosed [ is an ordinary character, as in fnmatch
+        (["x[*", "x*"], "x[1", "x[*"),
+    ],
+)
+def test_specificity(patterns: list[str], profile: str, winner: str) -> None:
+    for order in (patterns, patterns[::-1]):  # file order must not matter
+        budgets = Budgets("budgets.toml", budgets=tuple(_budget(p) for p in order))
+        found = budgets.budget_for(profile, "b")
+        assert found is not None and found.profile == winner
+
+
+def test_equally_specific_patterns_are_an_error() -> None:
+    budgets = Budgets(
+        "budgets.toml", budgets=(_budget("apple-*/coreml"), _budget("*ple-m1/coreml"))
+    )
+    assert budgets.budget_for("linux/ort-cpu", "b") is None
+    with pytest.raises(BudgetsError) as caught:
+        budgets.budget_for("apple-m1/coreml", "b")
+    message = str(caught.value)
+    assert message.startswith("budgets.toml: ")
+    assert "'apple-*/coreml' and '*ple-m1/coreml' both match 'apple-m1/coreml'" in message
+
+
+@settings(derandomize=True, database=None, max_examples=100, deadline=None)
+@given(
+    profile=st.text(st.characters(codec="ascii", exclude_characters="*?[]"), min_size=1),
+    cut=st.integers(0, 100),
+)
+def test_an_exact_profile_beats_every_pattern_it_matches(profile: str, cut: int) -> None:
+    prefix = profile[: min(cut, len(profile))]
+    budgets = Budgets(
+        "budgets.toml", budgets=(_budget("*"), _budget(prefix + "*"), _budget(profile))
+    )
+    found = budgets.budget_for(profile, "b")
+    assert found is not None and found.profile == profile
+
+
+def test_an_empty_file_means_defaults(tmp_path: Path) -> None:
+    budgets = load_budgets(_write(tmp_path, "# no budgets yet\n"))
+    assert budgets.default_threshold == 0.10
+    assert budgets.budgets == ()
+    assert budgets.budget_for("any", "star latency") is None
+
+
+_GOOD_BUDGET = """
+[[budget]]
+profile = "apple-*"
+benchmark = "star latency"
+reason = "product"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[default]\nregression_threshold = 0.1", "top level: unknown key 'default'"),
+        ("[defaults]\nthreshold = 0.1", "[defaults]: unknown key 'threshold'"),
+        ("[defaults]\nregression_threshold = 0", "regression_threshold = 0: expected a fraction"),
+        ("[defaults]\nregression_threshold = 1.0", "regression_threshold = 1.0: expected"),
+        ("[defaults]\nregression_threshold = -0.1", "regression_threshold = -0.1: expected"),
+        ("[defaults]\nregression_threshold = true", "regression_threshold = True: expected"),
+        ("[thresholds]\n'test_a' = 1.5", "[thresholds] 'test_a' = 1.5: expected a fraction"),
+        ("[thresholds]\n'test_a' = '10%'", "[thresholds] 'test_a' = '10%': expected a fraction"),
+        ("defaults = 3", "'defaults' must be a table"),
+        ("[budget]\nprofile = 'x'", "'budget' must be an array of tables"),
+        (_GOOD_BUDGET + "max_msec = 1.0", "#1 ('star latency'): unknown key 'max_msec'"),
+        (_GOOD_BUDGET + "max_ms = 1.0\nmin_fps = 30", "give exactly one of max_ms and min_fps"),
+        (_GOOD_BUDGET, "give exactly one of max_ms and min_fps"),
+        (_GOOD_BUDGET + "max_ms = -5.0", "max_ms = -5.0: expected a positive number"),
+        (_GOOD_BUDGET + "min_fps = 0", "min_fps = 0: expected a positive number"),
+        (_GOOD_BUDGET + "max_ms = inf", "max_ms = inf: expected a positive number"),
+        (_GOOD_BUDGET + "max_ms = '100'", "max_ms = '100': expected a positive number"),
+        (_GOOD_BUDGET.replace('reason = "product"', "max_ms = 1.0"), "missing 'reason'"),
+        (_GOOD_BUDGET.replace('"product"', '" "') + "max_ms = 1.0", "reason = ' ': expected"),
+        (_GOOD_BUDGET.replace('profile = "apple-*"', "") + "max_ms = 1.0", "missing 'profile'"),
+        (
+            (_GOOD_BUDGET + "max_ms = 1.0\n") * 2,
+            "#2 ('star latency'): a second budget for profile 'apple-*'",
+        ),
+        ("[[budget]\nprofile = 'x'", "not valid TOML ("),
+    ],
+)
+def test_malformed_file_names_file_and_entry(tmp_path: Path, text: str, expected: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(BudgetsError) as caught:
+        load_budgets(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "budgets.toml"
+    with pytest.raises(BudgetsError, match=f"^{path}: budgets file not found$"):
+        load_budgets(path)
