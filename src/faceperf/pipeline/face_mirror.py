@@ -45,6 +45,7 @@ from typing import Protocol
 
 import numpy as np
 
+from faceperf.pipeline.frames import as_bgr
 from faceperf.pipeline.landmarker import StarLandmarker
 from faceperf.pipeline.mirror import midline, mirror_faces
 from faceperf.pipeline.multitask import FaceAttributes, MultitaskAnalyzer
@@ -262,7 +263,7 @@ class FaceMirrorLoop:
         track = _Track(interval=self.interval.start, smoothing=self.smoothing)
         track.restart(self.interval.start)
         for index, frame in enumerate(frames):
-            yield self._step(index, frame, track)
+            yield self._step(index, as_bgr(frame, f"frame {index}"), track)
 
     def _step(self, index: int, frame: np.ndarray, track: _Track) -> FrameResult:
         detected = track.box is None or index - track.last_detection >= track.interval

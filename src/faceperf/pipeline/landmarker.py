@@ -13,6 +13,7 @@ import numpy as np
 
 from faceperf.models import inputs
 from faceperf.models.star import STAR_NUM_POINTS
+from faceperf.pipeline.frames import as_bgr
 from faceperf.pipeline.profiler import POSTPROCESSING, PREPROCESSING, NullProfiler, StageProfiler
 from faceperf.pipeline.runner_io import image_input, run_batched
 from faceperf.pipeline.stage_names import STAR, stage_names
@@ -67,7 +68,7 @@ class StarLandmarker:
         if len(boxes) == 0:
             return np.zeros((0, STAR_NUM_POINTS, 2), np.float64)
         with self.profiler.stage(self.names.preprocess, PREPROCESSING):
-            batch, matrices = inputs.star_input(frame, boxes)
+            batch, matrices = inputs.star_input(as_bgr(frame), boxes)
         outputs = run_batched(self.runner, batch, self.profiler, self.names.inference)
         with self.profiler.stage(self.names.postprocess, POSTPROCESSING):
             return inputs.star_points_to_frame(outputs["landmarks"], matrices)

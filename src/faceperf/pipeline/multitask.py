@@ -10,6 +10,7 @@ import numpy as np
 
 from faceperf.models import inputs
 from faceperf.models.mtl import AU_NAMES, EMOTION_NAMES
+from faceperf.pipeline.frames import as_bgr
 from faceperf.pipeline.profiler import POSTPROCESSING, PREPROCESSING, NullProfiler, StageProfiler
 from faceperf.pipeline.runner_io import image_input, run_batched
 from faceperf.pipeline.stage_names import MTL, stage_names
@@ -92,7 +93,7 @@ class MultitaskAnalyzer:
         if len(faces) == 0:
             return []
         with self.profiler.stage(self.names.preprocess, PREPROCESSING):
-            batch = np.concatenate([inputs.mtl_input(face) for face in faces])
+            batch = np.concatenate([inputs.mtl_input(as_bgr(face, "face crop")) for face in faces])
         outputs = run_batched(self.runner, batch, self.profiler, self.names.inference)
         with self.profiler.stage(self.names.postprocess, POSTPROCESSING):
             return _attributes(outputs)

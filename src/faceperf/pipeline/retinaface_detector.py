@@ -15,6 +15,7 @@ import numpy as np
 from faceperf.errors import ArtifactError
 from faceperf.models import inputs
 from faceperf.models.retinaface import prior_boxes
+from faceperf.pipeline.frames import as_bgr
 from faceperf.pipeline.nms import nms
 from faceperf.pipeline.profiler import POSTPROCESSING, PREPROCESSING, NullProfiler, StageProfiler
 from faceperf.pipeline.runner_io import image_input, run_batched
@@ -175,6 +176,7 @@ class RetinaFaceDetector:
             frame: an OpenCV BGR uint8 image.
         """
         with self.profiler.stage(self.names.preprocess, PREPROCESSING):
+            frame = as_bgr(frame)
             batch = inputs.retinaface_input(frame, self.input_size)
         outputs = run_batched(self.runner, batch, self.profiler, self.names.inference)
         with self.profiler.stage(self.names.postprocess, POSTPROCESSING):
