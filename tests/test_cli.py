@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from faceperf import fixture_faces
 from faceperf.cli import main
 
 
@@ -95,3 +96,92 @@ def test_profile_prints_the_name_and_the_reasons(capsys):
 def test_profile_of_an_unknown_backend_is_a_one_line_error(capsys):
     assert main(["profile", "--backend", "tpu"]) == 2
     assert "unknown backend 'tpu'" in capsys.readouterr().err
+
+
+def test_detect_with_mtcnn_prints_the_reference_faces_as_json(artifacts_dir, capsys):
+    image = str(fixture_faces.image_path("obama"))
+    code = main(["detect", "--image", image, "--artifacts", str(artifacts_dir), "--json"])
+    assert code == 0
+    faces = json.loads(capsys.readouterr().out)["faces"]
+    assert len(faces) == 2 and faces[0]["box"][0] == pytest.approx(367.13, abs=1.0)
+
+
+def test_detect_on_a_missing_image_is_a_one_line_error(capsys):
+    assert main(["detect", "--image", "no/such.png"]) == 2
+    assert capsys.readouterr().err.strip() == "faceperf: error: no/such.png: no such image file"
+
+
+def test_landmarks_json_has_98_points_per_face(artifacts_dir, capsys):
+    code = main(
+        [
+            "landmarks",
+            "--image",
+            "fixtures/images/grace_hopper.jpg",
+            "--artifacts",
+            str(artifacts_dir),
+            "--json",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr()
+    (face,) = json.loads(out.out)["faces"]
+    assert len(face["landmarks"]) == 98
+    if "SURROGATE" in out.err:
+        assert "star" in out.err
+
+
+def test_pipeline_writes_csv_profile_and_summary(artifacts_dir, tmp_path, capsys):
+    report = tmp_path / "report"
+    code = main(
+        [
+            "pipeline",
+            "--synthetic",
+            "3",
+            "--artifacts",
+            str(artifacts_dir),
+            "--report",
+            str(report),
+            "--threads",
+            "1",
+        ]
+    )
+    assert code == 0
+    summary = json.loads((report / "pipeline.json").read_text())
+    assert summary["frames"] == 3 and summary["fps"] > 0
+    assert len((report / "results.csv").read_text().splitlines()) == 4
+    assert "STAR_onnx" in (report / "profile.txt").read_text()
+    assert "FPS" in capsys.readouterr().out
+
+
+def test_pipeline_on_a_missing_video_is_a_one_line_error(tmp_path, capsys):
+    code = main(["pipeline", "--video", str(tmp_path / "none.mp4"), "--report", str(tmp_path)])
+    assert code == 2
+    assert "none.mp4" in capsys.readouterr().err
+
+
+def test_bench_mtcnn_reports_ms_per_frame(artifacts_dir, capsys):
+    code = main(
+        [
+            "bench-mtcnn",
+            "--images",
+            "fixtures/images/grace_hopper.jpg",
+            "--artifacts",
+            str(artifacts_dir),
+            "--warmup",
+            "0",
+            "--rounds",
+            "1",
+            "--json",
+        ]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["batch"] == 1 and result["ms_per_frame_median"] > 0
+
+
+def test_video_make_writes_a_readable_clip(tmp_path, capsys):
+    from faceperf.pipeline.video import read_frames
+
+    out = tmp_path / "clip.mp4"
+    assert main(["video", "make", "--out", str(out), "--frames", "3"]) == 0
+    assert sum(1 for _ in read_frames(out)) == 3

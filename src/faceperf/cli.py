@@ -17,6 +17,13 @@ if TYPE_CHECKING:
     from faceperf.artifacts.manifest import Manifest
 
 EXIT_OK, EXIT_USAGE = 0, 2
+_PIPELINE_COMMANDS = {
+    "detect": "detect",
+    "landmarks": "landmarks",
+    "pipeline": "pipeline",
+    "bench-mtcnn": "bench_mtcnn",
+    "video": "video_make",
+}
 
 
 def _model_list(text: str) -> list[str]:
@@ -92,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--perf-profile", default=None, help="force a profile name")
     profile.add_argument("--json", action="store_true")
 
+    _add_pipeline_commands(commands)
+
     surrogates = commands.add_parser("surrogates", help="surrogate weight calibration")
     surrogate_commands = surrogates.add_subparsers(dest="surrogates_command", required=True)
     calibrate = surrogate_commands.add_parser(
@@ -100,6 +109,84 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--models", type=_model_list, default=None)
     calibrate.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--artifacts", type=Path, default=None, help="artifact folder (default: weights/build)"
+    )
+    parser.add_argument(
+        "--variant",
+        default="optimized",
+        choices=["baseline", "optimized", "optimized_fp16", "coreml"],
+    )
+    parser.add_argument(
+        "--backend", default="ort-cpu", help="ort-cpu, ort-coreml, ort-cuda or coreml"
+    )
+
+
+def _add_pipeline_commands(commands: argparse._SubParsersAction) -> None:
+    detect = commands.add_parser("detect", help="find faces in an image")
+    detect.add_argument("--model", choices=["mtcnn", "retinaface"], default="mtcnn")
+    detect.add_argument("--image", required=True)
+    detect.add_argument(
+        "--preset",
+        choices=["facenet", "openface"],
+        default="facenet",
+        help="MTCNN parameters: facenet-pytorch's (min face 20) or Face Mirror's (60)",
+    )
+    detect.add_argument("--json", action="store_true")
+    _add_runtime_options(detect)
+
+    landmarks = commands.add_parser("landmarks", help="98 STAR landmarks of each face")
+    landmarks.add_argument("--image", required=True)
+    landmarks.add_argument(
+        "--model",
+        choices=["mtcnn", "retinaface"],
+        default="mtcnn",
+        help="the detector that finds the faces (mtcnn has real weights)",
+    )
+    landmarks.add_argument("--preset", choices=["facenet", "openface"], default="facenet")
+    landmarks.add_argument("--json", action="store_true")
+    _add_runtime_options(landmarks)
+
+    pipeline = commands.add_parser("pipeline", help="run the Face Mirror frame loop")
+    source = pipeline.add_mutually_exclusive_group(required=True)
+    source.add_argument("--video", type=Path)
+    source.add_argument(
+        "--synthetic",
+        type=int,
+        metavar="N",
+        help="N frames of the deterministic synthetic 1080p clip",
+    )
+    pipeline.add_argument("--seed", type=int, default=0)
+    pipeline.add_argument(
+        "--threads", type=int, default=None, help="ONNX Runtime intra-op threads per model"
+    )
+    pipeline.add_argument(
+        "--report",
+        type=Path,
+        required=True,
+        help="folder for results.csv, profile.txt and pipeline.json",
+    )
+    _add_runtime_options(pipeline)
+
+    bench = commands.add_parser("bench-mtcnn", help="MTCNN throughput on given frames")
+    bench.add_argument("--images", nargs="+", required=True)
+    bench.add_argument("--batch", type=int, default=1, help="frames per detect_batch call")
+    bench.add_argument("--preset", choices=["facenet", "openface"], default="openface")
+    bench.add_argument("--warmup", type=int, default=2)
+    bench.add_argument("--rounds", type=int, default=10)
+    bench.add_argument("--json", action="store_true")
+    _add_runtime_options(bench)
+
+    video = commands.add_parser("video", help="synthetic test video")
+    video_commands = video.add_subparsers(dest="video_command", required=True)
+    make = video_commands.add_parser("make", help="write the synthetic 1080p clip as mp4")
+    make.add_argument("--out", required=True)
+    make.add_argument("--frames", type=int, default=120)
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--fps", type=int, default=30)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,6 +203,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _artifacts_build(args)
     if args.command == "artifacts" and args.artifacts_command == "list":
         return _artifacts_list(args)
+    if args.command in _PIPELINE_COMMANDS:
+        from faceperf import cli_pipeline
+
+        return getattr(cli_pipeline, _PIPELINE_COMMANDS[args.command])(args)
     if args.command == "profile":
         return _profile(args)
     if args.command == "surrogates":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -37,6 +39,8 @@ def as_bgr(frame: np.ndarray, source: str = "frame") -> np.ndarray:
 
 def read_image(path: str) -> np.ndarray:
     """An image file as a BGR uint8 frame, with a clear error when it cannot be read."""
+    if not Path(path).is_file():
+        raise FrameError(f"{path}: no such image file")
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise FrameError(f"{path}: not a readable image file")
