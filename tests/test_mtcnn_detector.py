@@ -24,7 +24,7 @@ from faceperf.pipeline.mtcnn_detector import (
     FACENET_DEFAULTS,
     OPENFACE_PRESET,
     AreaSampler,
-    Face,
+    Detection,
     MTCNNDetector,
     MTCNNParams,
     default_workers,
@@ -66,7 +66,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
-def _matched(ours: list[Face], boxes: list[np.ndarray]) -> list[tuple[int, int, float]]:
+def _matched(ours: list[Detection], boxes: list[np.ndarray]) -> list[tuple[int, int, float]]:
     """Optimal one-to-one matching on IoU: (our index, their index, IoU)."""
     if not ours or not boxes:
         return []
@@ -243,7 +243,7 @@ def single(detector):
     return [detector.detect(frame) for frame in SMALL_FRAMES]
 
 
-def _assert_same_faces(got: list[Face], want: list[Face]) -> None:
+def _assert_same_faces(got: list[Detection], want: list[Detection]) -> None:
     assert len(got) == len(want)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a.box, b.box, atol=1e-3)

@@ -7,21 +7,19 @@ it is fixed to 1, and the soft-argmax points are mapped back through the inverse
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from faceperf.models import inputs
 from faceperf.models.star import STAR_NUM_POINTS
+from faceperf.pipeline.artifact_model import ArtifactModel
 from faceperf.pipeline.frames import as_bgr
-from faceperf.pipeline.profiler import POSTPROCESSING, PREPROCESSING, NullProfiler, StageProfiler
-from faceperf.pipeline.runner_io import image_input, run_batched
-from faceperf.pipeline.stage_names import STAR, stage_names
+from faceperf.pipeline.profiler import POSTPROCESSING, PREPROCESSING, StageProfiler
+from faceperf.pipeline.runner_io import run_batched
+from faceperf.pipeline.stage_names import STAR
 from faceperf.runtime.base import Runner
-from faceperf.runtime.factory import open_runner
 
 
-class StarLandmarker:
+class StarLandmarker(ArtifactModel):
     """98 landmarks per face box, from a STAR artifact.
 
     Args:
@@ -30,32 +28,11 @@ class StarLandmarker:
             ``STAR_postprocess`` (default: records nothing).
     """
 
+    artifact = "star"
+    operation = STAR
+
     def __init__(self, runner: Runner, profiler: StageProfiler | None = None) -> None:
-        image_input(runner)
-        self.runner = runner
-        self.profiler = profiler if profiler is not None else NullProfiler()
-        self.names = stage_names(STAR, runner.backend)
-
-    @classmethod
-    def from_artifacts(
-        cls,
-        directory: Path | str,
-        variant: str = "optimized",
-        backend: str = "ort-cpu",
-        threads: int | None = None,
-        **kwargs,
-    ) -> StarLandmarker:
-        """Open ``<directory>/star/<variant>`` on ``backend``.
-
-        Args:
-            directory: an artifact folder.
-            variant: ``baseline``, ``optimized``, ``optimized_fp16`` or ``coreml``.
-            backend: a runner backend (``ort-cpu``, ``coreml`` ...).
-            threads: intra-op threads for ONNX Runtime (None: its default).
-            **kwargs: passed to the constructor (profiler).
-        """
-        runner = open_runner(Path(directory), "star", variant, backend, threads=threads)
-        return cls(runner, **kwargs)
+        self._attach(runner, profiler)
 
     def landmarks(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """(K, 98, 2) landmark x, y in frame pixels, one row per box.

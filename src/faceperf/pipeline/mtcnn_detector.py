@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from faceperf.errors import ArtifactError, InputMismatchError
+from faceperf.pipeline.detection import Detection
 from faceperf.pipeline.frames import as_bgr
 from faceperf.pipeline.nms import nms
 from faceperf.pipeline.profiler import (
@@ -111,28 +112,6 @@ class MTCNNParams:
 FACENET_DEFAULTS = MTCNNParams()
 # The Face Mirror application's setting for 1080p video: faces of 60 px and more.
 OPENFACE_PRESET = replace(FACENET_DEFAULTS, min_face_size=60.0)
-
-
-@dataclass(frozen=True, eq=False)
-class Face:
-    """One detected face, in frame pixel coordinates.
-
-    Arrays are stored as read-only float64 copies. Equality is identity (arrays have no single
-    truth value); compare fields with NumPy.
-    """
-
-    box: np.ndarray  # (4,) x1, y1, x2, y2
-    score: float
-    landmarks: np.ndarray  # (5, 2) x, y: left eye, right eye, nose, mouth left, mouth right
-
-    def __post_init__(self) -> None:
-        for name, shape in (("box", (4,)), ("landmarks", (5, 2))):
-            value = np.array(getattr(self, name), np.float64)
-            if value.shape != shape:
-                raise ValueError(f"Face.{name} has shape {value.shape}, expected {shape}")
-            value.setflags(write=False)
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "score", float(self.score))
 
 
 def pyramid_scales(height: int, width: int, params: MTCNNParams) -> list[float]:
@@ -408,7 +387,7 @@ class MTCNNDetector:
         ]
         return cls(*runners, params=params, profiler=profiler, workers=workers)
 
-    def detect(self, frame: np.ndarray) -> list[Face]:
+    def detect(self, frame: np.ndarray) -> list[Detection]:
         """Faces in one frame, best score first.
 
         Args:
@@ -416,7 +395,7 @@ class MTCNNDetector:
         """
         return self.detect_batch([frame])[0]
 
-    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[Face]]:
+    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
         """Faces in each frame (best score first), R-Net and O-Net batched across frames.
 
         Args:
@@ -525,7 +504,7 @@ class MTCNNDetector:
 
     def _output(
         self, samplers: list[AreaSampler], candidates: list[_Candidates]
-    ) -> list[list[Face]]:
+    ) -> list[list[Detection]]:
         """O-Net on every frame's refined boxes in one batch: threshold, landmarks, regress,
         "Min" NMS."""
         names = self._names["mtcnn_onet"]
@@ -549,7 +528,7 @@ class MTCNNDetector:
                 )
                 keep = keep[np.argsort(-score[keep], kind="stable")]
                 faces.append(
-                    [Face(box=boxes[k], score=score[k], landmarks=points[k]) for k in keep]
+                    [Detection(box=boxes[k], score=score[k], landmarks=points[k]) for k in keep]
                 )
         return faces
 

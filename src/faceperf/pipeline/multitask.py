@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from faceperf.models import inputs
 from faceperf.models.mtl import AU_NAMES, EMOTION_NAMES
+from faceperf.pipeline.artifact_model import ArtifactModel
 from faceperf.pipeline.frames import as_bgr
-from faceperf.pipeline.profiler import POSTPROCESSING, PREPROCESSING, NullProfiler, StageProfiler
-from faceperf.pipeline.runner_io import image_input, run_batched
-from faceperf.pipeline.stage_names import MTL, stage_names
+from faceperf.pipeline.profiler import POSTPROCESSING, PREPROCESSING, StageProfiler
+from faceperf.pipeline.runner_io import run_batched
+from faceperf.pipeline.stage_names import MTL
 from faceperf.runtime.base import Runner
-from faceperf.runtime.factory import open_runner
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,7 +46,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-class MultitaskAnalyzer:
+class MultitaskAnalyzer(ArtifactModel):
     """Emotion, gaze and AUs per BGR face crop, from an MTL artifact.
 
     Args:
@@ -57,32 +56,11 @@ class MultitaskAnalyzer:
             ``MTL_postprocess`` (default: records nothing).
     """
 
+    artifact = "mtl"
+    operation = MTL
+
     def __init__(self, runner: Runner, profiler: StageProfiler | None = None) -> None:
-        image_input(runner)
-        self.runner = runner
-        self.profiler = profiler if profiler is not None else NullProfiler()
-        self.names = stage_names(MTL, runner.backend)
-
-    @classmethod
-    def from_artifacts(
-        cls,
-        directory: Path | str,
-        variant: str = "optimized",
-        backend: str = "ort-cpu",
-        threads: int | None = None,
-        **kwargs,
-    ) -> MultitaskAnalyzer:
-        """Open ``<directory>/mtl/<variant>`` on ``backend``.
-
-        Args:
-            directory: an artifact folder.
-            variant: ``baseline``, ``optimized``, ``optimized_fp16`` or ``coreml``.
-            backend: a runner backend (``ort-cpu``, ``coreml`` ...).
-            threads: intra-op threads for ONNX Runtime (None: its default).
-            **kwargs: passed to the constructor (profiler).
-        """
-        runner = open_runner(Path(directory), "mtl", variant, backend, threads=threads)
-        return cls(runner, **kwargs)
+        self._attach(runner, profiler)
 
     def analyze(self, faces: Sequence[np.ndarray]) -> list[FaceAttributes]:
         """One FaceAttributes per face, in order.

@@ -7,46 +7,22 @@ frame, or a letterbox of ``input_size`` when one is given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
 from faceperf.errors import ArtifactError
 from faceperf.models import inputs
 from faceperf.models.retinaface import prior_boxes
+from faceperf.pipeline.artifact_model import ArtifactModel
+from faceperf.pipeline.detection import Detection
 from faceperf.pipeline.frames import as_bgr
 from faceperf.pipeline.nms import nms
-from faceperf.pipeline.profiler import POSTPROCESSING, PREPROCESSING, NullProfiler, StageProfiler
+from faceperf.pipeline.profiler import POSTPROCESSING, PREPROCESSING, StageProfiler
 from faceperf.pipeline.runner_io import image_input, run_batched
-from faceperf.pipeline.stage_names import RETINAFACE, stage_names
+from faceperf.pipeline.stage_names import RETINAFACE
 from faceperf.runtime.base import Runner
-from faceperf.runtime.factory import open_runner
 
 # The checkpoint was trained with these box-coding variances (centre, size).
 VARIANCES = (0.1, 0.2)
-
-
-@dataclass(frozen=True, eq=False)
-class Detection:
-    """One detected face, in frame pixel coordinates.
-
-    Arrays are stored as read-only float64 copies. Equality is identity (arrays have no single
-    truth value); compare fields with NumPy.
-    """
-
-    box: np.ndarray  # (4,) x1, y1, x2, y2
-    score: float
-    landmarks: np.ndarray  # (5, 2) x, y: left eye, right eye, nose, mouth left, mouth right
-
-    def __post_init__(self) -> None:
-        for name, shape in (("box", (4,)), ("landmarks", (5, 2))):
-            value = np.array(getattr(self, name), np.float64)
-            if value.shape != shape:
-                raise ValueError(f"Detection.{name} has shape {value.shape}, expected {shape}")
-            value.setflags(write=False)
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "score", float(self.score))
 
 
 def decode_boxes(loc: np.ndarray, priors: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -110,7 +86,7 @@ def encode_landmarks(points: np.ndarray, priors: np.ndarray, size: tuple[int, in
     return offsets.reshape(-1, 10)
 
 
-class RetinaFaceDetector:
+class RetinaFaceDetector(ArtifactModel):
     """Faces in a BGR frame, from a RetinaFace artifact.
 
     Args:
@@ -123,6 +99,9 @@ class RetinaFaceDetector:
         profiler: times ``RetinaFace_preprocess``, ``RetinaFace_<backend>`` and
             ``RetinaFace_postprocess`` (default: records nothing).
     """
+
+    artifact = "retinaface"
+    operation = RETINAFACE
 
     def __init__(
         self,
@@ -140,34 +119,11 @@ class RetinaFaceDetector:
         ):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
-        self.runner = runner
+        self._attach(runner, profiler)
         self.confidence = confidence
         self.nms_threshold = nms_threshold
         self.candidate_threshold = candidate_threshold
         self.input_size = _letterbox_size(runner, input_size)
-        self.profiler = profiler if profiler is not None else NullProfiler()
-        self.names = stage_names(RETINAFACE, runner.backend)
-
-    @classmethod
-    def from_artifacts(
-        cls,
-        directory: Path | str,
-        variant: str = "optimized",
-        backend: str = "ort-cpu",
-        threads: int | None = None,
-        **kwargs,
-    ) -> RetinaFaceDetector:
-        """Open ``<directory>/retinaface/<variant>`` on ``backend``.
-
-        Args:
-            directory: an artifact folder.
-            variant: ``baseline``, ``optimized``, ``optimized_fp16`` or ``coreml``.
-            backend: a runner backend (``ort-cpu``, ``coreml`` ...).
-            threads: intra-op threads for ONNX Runtime (None: its default).
-            **kwargs: passed to the constructor (confidence, profiler ...).
-        """
-        runner = open_runner(Path(directory), "retinaface", variant, backend, threads=threads)
-        return cls(runner, **kwargs)
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Faces in a BGR uint8 frame (H, W, 3), best score first.
