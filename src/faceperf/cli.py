@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from faceperf.artifacts.manifest import Manifest
 
 EXIT_OK, EXIT_USAGE = 0, 2
+_BENCH_COMMANDS = {"compare": "compare", "baseline": "baseline_update", "report": "report"}
 _PIPELINE_COMMANDS = {
     "detect": "detect",
     "landmarks": "landmarks",
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--json", action="store_true")
 
     _add_pipeline_commands(commands)
+    _add_bench_commands(commands)
 
     surrogates = commands.add_parser("surrogates", help="surrogate weight calibration")
     surrogate_commands = surrogates.add_subparsers(dest="surrogates_command", required=True)
@@ -189,6 +191,45 @@ def _add_pipeline_commands(commands: argparse._SubParsersAction) -> None:
     make.add_argument("--fps", type=int, default=30)
 
 
+def _add_bench_commands(commands: argparse._SubParsersAction) -> None:
+    compare = commands.add_parser(
+        "compare", help="gate a run against a baseline (exit 1 on regression, 2 on mismatch)"
+    )
+    compare.add_argument("baseline", type=Path)
+    compare.add_argument("current", type=Path)
+    compare.add_argument(
+        "--allow-mismatch", action="store_true", help="compare across profiles or runtime versions"
+    )
+    compare.add_argument(
+        "--accept",
+        action="append",
+        metavar="NAME=REASON",
+        help="record an intended regression of benchmark NAME, with why",
+    )
+    compare.add_argument("--markdown", action="store_true", help="print the PR table")
+
+    baseline = commands.add_parser("baseline", help="committed baselines")
+    baseline_commands = baseline.add_subparsers(dest="baseline_command", required=True)
+    update = baseline_commands.add_parser(
+        "update", help="run the perf suite and store it as this profile's baseline (atomically)"
+    )
+    update.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="store this results.json instead of running the suite",
+    )
+    update.add_argument("--backend", default="ort-cpu")
+    update.add_argument("--perf-profile", default=None)
+    update.add_argument("--out", type=Path, default=None, help="default: baselines/<profile>.json")
+    update.add_argument("--allow-mismatch", action="store_true")
+
+    report = commands.add_parser("report", help="regenerate a perf report folder")
+    report.add_argument("directory", type=Path)
+    report.add_argument("--baseline", type=Path, default=None)
+    report.add_argument("--allow-mismatch", action="store_true")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -207,6 +248,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from faceperf import cli_pipeline
 
         return getattr(cli_pipeline, _PIPELINE_COMMANDS[args.command])(args)
+    if args.command in _BENCH_COMMANDS:
+        from faceperf import cli_bench
+
+        return getattr(cli_bench, _BENCH_COMMANDS[args.command])(args)
     if args.command == "profile":
         return _profile(args)
     if args.command == "surrogates":

@@ -1,0 +1,98 @@
+"""The product's budgets, per hardware profile: STAR and MTL latency, MTCNN 1080p throughput,
+and the Face Mirror pipeline's frame rate.
+
+Budgets come from baselines/budgets.toml; a profile without one is measured and recorded but
+not judged, and the skip says why. Under --benchmark-disable (the smoke mode of `make test`)
+each benchmark runs once and no budget is asserted: timing noise must not decide a landing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceperf import fixture_faces
+from faceperf.bench.baseline_paths import budgets_path
+from faceperf.bench.budgets import Budget, load_budgets
+from faceperf.pipeline.face_mirror import FaceMirrorLoop
+from faceperf.pipeline.mtcnn_detector import OPENFACE_PRESET, MTCNNDetector
+from faceperf.pipeline.video import synthetic_frames
+from faceperf.runtime.factory import open_runner
+from faceperf.sample_inputs import sample_batch
+
+pytestmark = pytest.mark.perf
+SCENES = ["scene1", "scene2", "scene3", "scene4"]
+
+
+@pytest.fixture(scope="module")
+def variant(perf_profile) -> str:
+    return "coreml" if perf_profile.backend == "coreml" else "optimized"
+
+
+def _budget(perf_profile, name: str) -> Budget | None:
+    return load_budgets(budgets_path()).budget_for(perf_profile.name, name)
+
+
+def _judge(benchmark, perf_profile, name: str, latency_ms: float) -> None:
+    budget = _budget(perf_profile, name)
+    benchmark.extra_info.update(profile=perf_profile.name, budget=budget and budget.describe())
+    if benchmark.disabled:
+        return  # smoke mode: the code ran; timing is not judged
+    if budget is None:
+        pytest.skip(f"no '{name}' budget for profile {perf_profile.name} in {budgets_path()}")
+    assert budget.allows(latency_ms), (
+        f"{name} on {perf_profile.name}: {latency_ms:.1f} ms per call breaks the budget "
+        f"{budget.describe()} ({budget.reason})"
+    )
+
+
+@pytest.mark.parametrize("model", ["star", "mtl"])
+def test_model_latency_within_budget(benchmark, artifacts_dir, perf_profile, variant, model):
+    runner = open_runner(artifacts_dir, model, variant, backend=perf_profile.backend)
+    sample = np.array(sample_batch(model)[:1]).astype(runner.inputs[0].dtype)
+    feeds = {runner.inputs[0].name: sample}
+    benchmark.group = f"{model} latency"
+    benchmark.extra_info.update(model=model, variant=variant, executed_on=runner.executed_on)
+    benchmark.pedantic(runner.run, args=(feeds,), warmup_rounds=3, rounds=20)
+    median_ms = 1e3 * benchmark.stats.stats.median if not benchmark.disabled else 0.0
+    _judge(benchmark, perf_profile, f"{model} latency", median_ms)
+
+
+def test_mtcnn_1080p_throughput_within_budget(benchmark, artifacts_dir, perf_profile, variant):
+    detector = MTCNNDetector.from_artifacts(
+        artifacts_dir, variant=variant, backend=perf_profile.backend, params=OPENFACE_PRESET
+    )
+    frames = [fixture_faces.load_image(name) for name in SCENES]
+
+    def all_scenes() -> int:
+        return sum(len(detector.detect(frame)) for frame in frames)
+
+    benchmark.group = "mtcnn 1080p throughput"
+    found = benchmark.pedantic(all_scenes, warmup_rounds=1, rounds=8)
+    # Every reference face of 60 px or more, and none the reference (min face 20) lacks.
+    faces = [f for name in SCENES for f in fixture_faces.reference_faces(name)]
+    large = sum(1 for f in faces if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= 60)
+    assert large <= found <= len(faces)
+    per_frame_ms = 1e3 * benchmark.stats.stats.median / len(frames) if not benchmark.disabled else 0
+    benchmark.extra_info.update(
+        frames_per_round=len(frames), fps=1e3 / per_frame_ms if per_frame_ms else None
+    )
+    _judge(benchmark, perf_profile, "mtcnn 1080p throughput", per_frame_ms)
+
+
+def test_face_mirror_pipeline_frame_rate(benchmark, artifacts_dir, perf_profile, variant):
+    loop = FaceMirrorLoop.from_artifacts(
+        artifacts_dir, variant=variant, backend=perf_profile.backend
+    )
+    frames = list(synthetic_frames(8))
+
+    def clip() -> int:
+        return sum(1 for _ in loop.run(frames))
+
+    benchmark.group = "pipeline frame rate"
+    assert benchmark.pedantic(clip, warmup_rounds=1, rounds=5) == len(frames)
+    per_frame_ms = 1e3 * benchmark.stats.stats.median / len(frames) if not benchmark.disabled else 0
+    benchmark.extra_info.update(
+        frames_per_round=len(frames), fps=1e3 / per_frame_ms if per_frame_ms else None
+    )
+    _judge(benchmark, perf_profile, "pipeline frame rate", per_frame_ms)

@@ -1,0 +1,103 @@
+"""The report folder every perf run writes: summary.md, results.json and plots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from faceperf.bench.gate import GatePolicy, GateReport, compare_runs
+from faceperf.bench.storage import BenchmarkRun, load_run
+from faceperf.fileio import atomic_write_bytes
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What a report is made from.
+
+    Args:
+        results: the run's pytest-benchmark JSON (results.json in the report folder).
+        baseline: the committed baseline to compare with, if there is one.
+        policy: the gate's thresholds.
+    """
+
+    results: Path
+    baseline: Path | None
+    policy: GatePolicy
+
+
+def gate(inputs: ReportInputs) -> tuple[GateReport | None, BenchmarkRun]:
+    """Compare the run with its baseline (None when there is no baseline to compare with)."""
+    current = load_run(inputs.results)
+    if inputs.baseline is None or not inputs.baseline.exists():
+        return None, current
+    return compare_runs(load_run(inputs.baseline), current, inputs.policy), current
+
+
+def write_report(directory: Path, inputs: ReportInputs, baseline_hint: str) -> GateReport | None:
+    """Write summary.md and the plots into ``directory``; return the gate's verdict."""
+    report, current = gate(inputs)
+    if report is None:
+        text = (
+            f"**faceperf perf run on {current.profile}: no baseline to compare with.**\n\n"
+            f"{baseline_hint}\n\n" + _table(current)
+        )
+    else:
+        text = report.markdown()
+    atomic_write_bytes(directory / "summary.md", text.encode())
+    _plot_distributions(
+        directory / "latency.png",
+        current,
+        load_run(inputs.baseline) if report is not None else None,
+    )
+    return report
+
+
+def _table(run: BenchmarkRun) -> str:
+    lines = ["| benchmark | median (ms) | rounds |", "|---|---:|---:|"]
+    for name, samples in sorted(run.benchmarks.items()):
+        lines.append(
+            f"| {name.split('::')[-1]} | {1e3 * samples.median_s:.3f} | {len(samples.samples_s)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _plot_distributions(path: Path, current: BenchmarkRun, baseline: BenchmarkRun | None) -> None:
+    """One box per benchmark: current samples, with the baseline's beside them when present."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted(current.benchmarks)
+    if not names:
+        return
+    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.35 * len(names) + 1)))
+    positions, data, colours, labels = [], [], [], []
+    for i, name in enumerate(names):
+        labels.append(name.split("::")[-1].removeprefix("test_"))
+        if baseline is not None and name in baseline.benchmarks:
+            data.append([1e3 * s for s in baseline.benchmarks[name].samples_s])
+            positions.append(3 * i)
+            colours.append("#999999")
+        data.append([1e3 * s for s in current.benchmarks[name].samples_s])
+        positions.append(3 * i + 1)
+        colours.append("#1f77b4")
+    boxes = ax.boxplot(
+        data,
+        positions=positions,
+        orientation="horizontal",
+        widths=0.8,
+        patch_artist=True,
+        showfliers=True,
+    )
+    for patch, colour in zip(boxes["boxes"], colours, strict=True):
+        patch.set_facecolor(colour)
+    ax.set_yticks([3 * i + 0.5 for i in range(len(names))], labels, fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("milliseconds per call (log scale); grey = baseline, blue = this run")
+    ax.set_title(f"latency distributions on {current.profile}")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)

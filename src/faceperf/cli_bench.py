@@ -1,0 +1,120 @@
+"""Handlers of the benchmark commands: compare, baseline update, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from faceperf.bench.baseline_paths import baseline_path, budgets_path
+from faceperf.bench.budgets import load_budgets
+from faceperf.bench.gate import GatePolicy, GateReport, compare_runs
+from faceperf.bench.hardware import detect_profile
+from faceperf.bench.report import ReportInputs, write_report
+from faceperf.bench.storage import load_run, save_run_json
+from faceperf.errors import FaceperfError
+from faceperf.paths import repo_root
+
+EXIT_MISMATCH = 2
+
+
+def _policy(args: argparse.Namespace) -> GatePolicy:
+    budgets = load_budgets(budgets_path())
+    accepted = dict(_accepted(item) for item in args.accept or [])
+    return GatePolicy(
+        default_threshold=budgets.default_threshold,
+        thresholds=budgets.thresholds,
+        allow_mismatch=args.allow_mismatch,
+        accepted=accepted,
+    )
+
+
+def _accepted(item: str) -> tuple[str, str]:
+    name, sep, reason = item.partition("=")
+    if not sep or not name.strip() or not reason.strip():
+        raise FaceperfError(f"--accept {item!r}: expected NAME=REASON (why the slowdown is wanted)")
+    return name.strip(), reason.strip()
+
+
+def compare(args: argparse.Namespace) -> int:
+    from faceperf.bench.errors import ProfileMismatchError
+
+    policy = _policy(args)
+    try:
+        report = compare_runs(load_run(args.baseline), load_run(args.current), policy)
+    except ProfileMismatchError as err:
+        print(f"faceperf: refused: {err}", file=sys.stderr)
+        return EXIT_MISMATCH
+    print(report.markdown() if args.markdown else _plain(report))
+    return report.exit_code
+
+
+def _plain(report: GateReport) -> str:
+    lines = [report.summary()]
+    for row in report.rows:
+        change = f"{100 * row.change:+.1f} %" if row.change is not None else "-"
+        lines.append(f"  {row.verdict.value:<11} {change:>9}  {row.name.split('::')[-1]}")
+        lines += [f"      {warning}" for warning in row.warnings]
+    return "\n".join(lines)
+
+
+def baseline_update(args: argparse.Namespace) -> int:
+    profile = detect_profile(args.backend, forced=args.perf_profile)
+    target = args.out or baseline_path(profile.name)
+    if args.results is not None:
+        source = Path(args.results)
+    else:
+        source = Path(tempfile.mkdtemp(prefix="faceperf-baseline-")) / "results.json"
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-m",
+            "perf",
+            "-q",
+            "--perf-no-gate",
+            f"--perf-backend={args.backend}",
+            f"--benchmark-json={source}",
+        ]
+        if args.perf_profile:
+            command.append(f"--perf-profile={args.perf_profile}")
+        print("running:", " ".join(command))
+        finished = subprocess.run(command, cwd=repo_root())
+        if finished.returncode not in (0, 5) or not source.exists():
+            raise FaceperfError(
+                f"the perf run failed (exit {finished.returncode}); baseline left unchanged"
+            )
+    run = load_run(source)  # validates before anything is replaced
+    if run.profile != profile.name and not args.allow_mismatch:
+        raise FaceperfError(
+            f"{source} was measured on {run.profile}, not {profile.name}; "
+            "pass --allow-mismatch to store it anyway"
+        )
+    save_run_json(target, json.loads(source.read_text()))
+    print(f"baseline for {run.profile} written to {target} ({len(run.benchmarks)} benchmarks)")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    directory = Path(args.directory)
+    results = directory / "results.json"
+    run = load_run(results)
+    baseline = args.baseline or baseline_path(run.profile)
+    budgets = load_budgets(budgets_path())
+    policy = GatePolicy(
+        default_threshold=budgets.default_threshold,
+        thresholds=budgets.thresholds,
+        allow_mismatch=args.allow_mismatch,
+    )
+    verdict = write_report(
+        directory,
+        ReportInputs(results, baseline, policy),
+        f"Record one with `faceperf baseline update` ({baseline}).",
+    )
+    print(f"report regenerated in {directory}")
+    if verdict is not None:
+        print(verdict.summary())
+    return 0

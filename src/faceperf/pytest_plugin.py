@@ -1,0 +1,130 @@
+"""faceperf's pytest plugin: the hardware profile in every benchmark record, and a report with
+the baseline gate after every `pytest -m perf` run.
+
+Registered by the repository's conftest.py. Prints and decides the exit status; the logic it
+calls lives in faceperf.bench.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from _pytest.mark.expression import Expression
+
+from faceperf.bench.baseline_paths import baseline_path, budgets_path
+from faceperf.bench.hardware import HardwareProfile, detect_profile
+from faceperf.bench.storage import faceperf_machine_info
+from faceperf.paths import repo_root
+
+_PROFILE = pytest.StashKey[HardwareProfile]()
+_REPORT = pytest.StashKey[Path]()
+_VERSIONED = ("onnxruntime", "coremltools", "torch", "numpy")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("faceperf perf")
+    group.addoption(
+        "--perf-profile", default=None, help="force the hardware profile name (default: detected)"
+    )
+    group.addoption(
+        "--perf-backend",
+        default="ort-cpu",
+        help="runtime backend the perf tests measure (default ort-cpu)",
+    )
+    group.addoption(
+        "--perf-baseline",
+        type=Path,
+        default=None,
+        help="baseline JSON to gate against (default: baselines/<profile>.json)",
+    )
+    group.addoption(
+        "--perf-allow-mismatch",
+        action="store_true",
+        help="compare with a baseline of another profile or runtime version",
+    )
+    group.addoption(
+        "--perf-no-gate",
+        action="store_true",
+        help="write the report but never fail the run on the baseline gate",
+    )
+
+
+def perf_selected(config: pytest.Config) -> bool:
+    """True when the -m expression selects perf-marked tests."""
+    expression = config.getoption("markexpr", "") or ""
+    if not expression:
+        return False
+    return Expression.compile(expression).evaluate(lambda name, **_: name == "perf")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_PROFILE] = detect_profile(
+        config.getoption("--perf-backend"), forced=config.getoption("--perf-profile")
+    )
+    measuring = perf_selected(config) and not config.getoption("benchmark_disable", False)
+    if measuring and config.getoption("benchmark_json", None) is None:
+        # Sortable, and distinct for two runs started within the same second.
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
+        report = repo_root() / "reports" / stamp
+        report.mkdir(parents=True, exist_ok=True)
+        config.option.benchmark_json = report / "results.json"
+        config.stash[_REPORT] = report
+
+
+@pytest.fixture(scope="session")
+def perf_profile(request: pytest.FixtureRequest) -> HardwareProfile:
+    """The hardware profile of this run (detected, or forced with --perf-profile)."""
+    return request.config.stash[_PROFILE]
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    profile = config.stash[_PROFILE]
+    versions = {name: metadata.version(name) for name in _VERSIONED}
+    machine_info["faceperf"] = faceperf_machine_info(profile.name, versions)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    report = config.stash.get(_REPORT, None)
+    if report is None or not (report / "results.json").exists():
+        return
+    from faceperf.bench.budgets import load_budgets
+    from faceperf.bench.gate import GatePolicy
+    from faceperf.bench.report import ReportInputs, write_report
+    from faceperf.errors import FaceperfError
+
+    profile = config.stash[_PROFILE]
+    baseline = config.getoption("--perf-baseline") or baseline_path(profile.name)
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        budgets = load_budgets(budgets_path())
+        policy = GatePolicy(
+            default_threshold=budgets.default_threshold,
+            thresholds=budgets.thresholds,
+            allow_mismatch=config.getoption("--perf-allow-mismatch"),
+        )
+        verdict = write_report(
+            report,
+            ReportInputs(report / "results.json", baseline, policy),
+            f"Record one with `faceperf baseline update` ({baseline}).",
+        )
+    except FaceperfError as err:
+        _say(terminal, f"faceperf: gate not run: {err}")
+        session.exitstatus = max(int(session.exitstatus), 2)
+        return
+    _say(terminal, f"faceperf report: {report / 'summary.md'}")
+    if verdict is None:
+        _say(terminal, f"faceperf: no baseline for {profile.name} ({baseline}); nothing gated")
+        return
+    _say(terminal, verdict.summary())
+    if verdict.exit_code and not config.getoption("--perf-no-gate"):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _say(terminal: object, text: str) -> None:
+    if terminal is not None:
+        terminal.write_line(text)
