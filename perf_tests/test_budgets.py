@@ -47,8 +47,12 @@ def _judge(benchmark, perf_profile, name: str, latency_ms: float) -> None:
 
 
 @pytest.mark.parametrize("model", ["star", "mtl"])
-def test_model_latency_within_budget(benchmark, artifacts_dir, perf_profile, variant, model):
-    runner = open_runner(artifacts_dir, model, variant, backend=perf_profile.backend)
+def test_model_latency_within_budget(
+    benchmark, artifacts_dir, perf_profile, perf_threads, variant, model
+):
+    runner = open_runner(
+        artifacts_dir, model, variant, backend=perf_profile.backend, threads=perf_threads
+    )
     sample = np.array(sample_batch(model)[:1]).astype(runner.inputs[0].dtype)
     feeds = {runner.inputs[0].name: sample}
     benchmark.group = f"{model} latency"
@@ -80,9 +84,11 @@ def test_mtcnn_1080p_throughput_within_budget(benchmark, artifacts_dir, perf_pro
     _judge(benchmark, perf_profile, "mtcnn 1080p throughput", per_frame_ms)
 
 
-def test_face_mirror_pipeline_frame_rate(benchmark, artifacts_dir, perf_profile, variant):
+def test_face_mirror_pipeline_frame_rate(
+    benchmark, artifacts_dir, perf_profile, perf_threads, variant
+):
     loop = FaceMirrorLoop.from_artifacts(
-        artifacts_dir, variant=variant, backend=perf_profile.backend
+        artifacts_dir, variant=variant, backend=perf_profile.backend, threads=perf_threads
     )
     frames = list(synthetic_frames(8))
 

@@ -39,8 +39,8 @@ def _describe(benchmark, artifacts_dir, name: str, variant: str, executed_on) ->
 
 @pytest.mark.parametrize("variant", ONNX_VARIANTS)
 @pytest.mark.parametrize("name", MODELS)
-def test_steady_state_latency_ort_cpu(benchmark, artifacts_dir, name, variant):
-    runner = open_runner(artifacts_dir, name, variant, backend="ort-cpu")
+def test_steady_state_latency_ort_cpu(benchmark, artifacts_dir, perf_threads, name, variant):
+    runner = open_runner(artifacts_dir, name, variant, backend="ort-cpu", threads=perf_threads)
     feeds = _one_input(name)
     _describe(benchmark, artifacts_dir, name, variant, runner.executed_on)
     outputs = benchmark.pedantic(runner.run, args=(feeds,), warmup_rounds=3, rounds=20)
@@ -49,13 +49,13 @@ def test_steady_state_latency_ort_cpu(benchmark, artifacts_dir, name, variant):
 
 @pytest.mark.parametrize("variant", ONNX_VARIANTS)
 @pytest.mark.parametrize("name", MODELS)
-def test_cold_load_ort_cpu(benchmark, artifacts_dir, name, variant):
+def test_cold_load_ort_cpu(benchmark, artifacts_dir, perf_threads, name, variant):
     # Session creation (graph optimisation, kernel selection) apart from steady state: what a
     # user waits for at application start.
     runner = benchmark.pedantic(
         open_runner,
         args=(artifacts_dir, name, variant),
-        kwargs={"backend": "ort-cpu", "verify": False},
+        kwargs={"backend": "ort-cpu", "verify": False, "threads": perf_threads},
         rounds=5,
     )
     _describe(benchmark, artifacts_dir, name, variant, runner.executed_on)

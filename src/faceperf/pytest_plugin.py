@@ -50,6 +50,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="write the report but never fail the run on the baseline gate",
     )
+    group.addoption(
+        "--perf-threads",
+        type=int,
+        default=1,
+        help="ONNX Runtime intra-op threads per session (default 1: on shared runners "
+        "single-thread timings drift 1-3 %% between runs, two threads 10-17 %%)",
+    )
 
 
 def perf_selected(config: pytest.Config) -> bool:
@@ -72,6 +79,12 @@ def pytest_configure(config: pytest.Config) -> None:
         report.mkdir(parents=True, exist_ok=True)
         config.option.benchmark_json = report / "results.json"
         config.stash[_REPORT] = report
+
+
+@pytest.fixture(scope="session")
+def perf_threads(request: pytest.FixtureRequest) -> int:
+    """ONNX Runtime intra-op threads the perf tests give each session."""
+    return request.config.getoption("--perf-threads")
 
 
 @pytest.fixture(scope="session")
