@@ -9,11 +9,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from faceperf.bench.baseline_paths import baseline_path, budgets_path
-from faceperf.bench.budgets import load_budgets
+from faceperf.bench.baseline_paths import baseline_path
 from faceperf.bench.gate import GatePolicy, GateReport, compare_runs
 from faceperf.bench.hardware import detect_profile
-from faceperf.bench.report import ReportInputs, write_report
+from faceperf.bench.report import ReportInputs, policy_from_budgets, write_report
 from faceperf.bench.storage import load_run, save_run_json
 from faceperf.errors import FaceperfError
 from faceperf.paths import repo_root
@@ -22,14 +21,8 @@ EXIT_MISMATCH = 2
 
 
 def _policy(args: argparse.Namespace) -> GatePolicy:
-    budgets = load_budgets(budgets_path())
     accepted = dict(_accepted(item) for item in args.accept or [])
-    return GatePolicy(
-        default_threshold=budgets.default_threshold,
-        thresholds=budgets.thresholds,
-        allow_mismatch=args.allow_mismatch,
-        accepted=accepted,
-    )
+    return policy_from_budgets(args.allow_mismatch, accepted)
 
 
 def _accepted(item: str) -> tuple[str, str]:
@@ -103,12 +96,7 @@ def report(args: argparse.Namespace) -> int:
     results = directory / "results.json"
     run = load_run(results)
     baseline = args.baseline or baseline_path(run.profile)
-    budgets = load_budgets(budgets_path())
-    policy = GatePolicy(
-        default_threshold=budgets.default_threshold,
-        thresholds=budgets.thresholds,
-        allow_mismatch=args.allow_mismatch,
-    )
+    policy = policy_from_budgets(args.allow_mismatch)
     verdict = write_report(
         directory,
         ReportInputs(results, baseline, policy),

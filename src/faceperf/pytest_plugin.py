@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from _pytest.mark.expression import Expression
 
-from faceperf.bench.baseline_paths import baseline_path, budgets_path
+from faceperf.bench.baseline_paths import baseline_path
 from faceperf.bench.hardware import HardwareProfile, detect_profile
 from faceperf.bench.storage import faceperf_machine_info
 from faceperf.paths import repo_root
@@ -105,21 +105,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     report = config.stash.get(_REPORT, None)
     if report is None or not (report / "results.json").exists():
         return
-    from faceperf.bench.budgets import load_budgets
-    from faceperf.bench.gate import GatePolicy
-    from faceperf.bench.report import ReportInputs, write_report
+    from faceperf.bench.report import ReportInputs, policy_from_budgets, write_report
     from faceperf.errors import FaceperfError
 
     profile = config.stash[_PROFILE]
     baseline = config.getoption("--perf-baseline") or baseline_path(profile.name)
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     try:
-        budgets = load_budgets(budgets_path())
-        policy = GatePolicy(
-            default_threshold=budgets.default_threshold,
-            thresholds=budgets.thresholds,
-            allow_mismatch=config.getoption("--perf-allow-mismatch"),
-        )
+        policy = policy_from_budgets(config.getoption("--perf-allow-mismatch"))
         verdict = write_report(
             report,
             ReportInputs(report / "results.json", baseline, policy),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from faceperf.bench.baseline_paths import budgets_path
+from faceperf.bench.budgets import load_budgets
 from faceperf.bench.gate import GatePolicy, GateReport, compare_runs
 from faceperf.bench.storage import BenchmarkRun, load_run
 from faceperf.fileio import atomic_write_bytes
@@ -23,6 +25,19 @@ class ReportInputs:
     results: Path
     baseline: Path | None
     policy: GatePolicy
+
+
+def policy_from_budgets(
+    allow_mismatch: bool = False, accepted: dict[str, str] | None = None
+) -> GatePolicy:
+    """The gate's policy with the thresholds of the reviewed budgets file."""
+    budgets = load_budgets(budgets_path())
+    return GatePolicy(
+        default_threshold=budgets.default_threshold,
+        thresholds=budgets.thresholds,
+        allow_mismatch=allow_mismatch,
+        accepted=accepted or {},
+    )
 
 
 def gate(inputs: ReportInputs) -> tuple[GateReport | None, BenchmarkRun]:
