@@ -185,3 +185,8 @@ def test_video_make_writes_a_readable_clip(tmp_path, capsys):
     out = tmp_path / "clip.mp4"
     assert main(["video", "make", "--out", str(out), "--frames", "3"]) == 0
     assert sum(1 for _ in read_frames(out)) == 3
+
+
+def test_artifacts_check_passes_the_default_set(artifacts_dir, capsys):
+    assert main(["artifacts", "check", "--dir", str(artifacts_dir)]) == 0
+    assert "0 conformance problem(s)" in capsys.readouterr().out

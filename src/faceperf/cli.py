@@ -103,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_commands(commands)
     _add_bench_commands(commands)
 
+    check = artifact_commands.add_parser(
+        "check", help="check every artifact against its manifest and its model's contract"
+    )
+    check.add_argument(
+        "--dir", type=Path, default=None, help="artifact folder (default: weights/build)"
+    )
+
     surrogates = commands.add_parser("surrogates", help="surrogate weight calibration")
     surrogate_commands = surrogates.add_subparsers(dest="surrogates_command", required=True)
     calibrate = surrogate_commands.add_parser(
@@ -244,6 +251,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _artifacts_build(args)
     if args.command == "artifacts" and args.artifacts_command == "list":
         return _artifacts_list(args)
+    if args.command == "artifacts" and args.artifacts_command == "check":
+        return _artifacts_check(args)
     if args.command in _PIPELINE_COMMANDS:
         from faceperf import cli_pipeline
 
@@ -308,6 +317,17 @@ def _artifacts_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(_manifest_table(manifest))
     return EXIT_OK
+
+
+def _artifacts_check(args: argparse.Namespace) -> int:
+    from faceperf.artifacts.conformance import check_directory
+
+    directory = args.dir or default_artifacts_dir()
+    findings = check_directory(directory)
+    for finding in findings:
+        print(finding)
+    print(f"{directory}: {len(findings)} conformance problem(s)")
+    return 1 if findings else EXIT_OK
 
 
 def _manifest_table(manifest: Manifest) -> str:

@@ -82,13 +82,18 @@ def describe_coreml(path: Path) -> tuple[tuple[TensorInfo, ...], tuple[TensorInf
     """Inputs and outputs declared in an mlpackage's spec."""
     ct = _coremltools()
     try:
-        spec = ct.utils.load_spec(str(path))
+        spec = load_coreml_spec(path)
     except Exception as err:  # coremltools raises many types for a broken package
         raise ArtifactError(f"{path}: not a readable mlpackage ({err})") from None
     return (
         tuple(_feature(f, ct) for f in spec.description.input),
         tuple(_feature(f, ct) for f in spec.description.output),
     )
+
+
+def load_coreml_spec(path: Path) -> object:
+    """The spec of an .mlpackage (works on Linux: no Core ML framework needed)."""
+    return _coremltools().utils.load_spec(str(path))
 
 
 def _feature(feature, ct) -> TensorInfo:
