@@ -90,10 +90,6 @@ def expected_input(spec: ModelSpec, variant: str) -> tuple[int | None, ...]:
     return tuple(None if axis in dynamic else size for axis, size in enumerate(spec.fixed_shape))
 
 
-def _dims(tensor: TensorInfo) -> tuple[int | None, ...]:
-    return tuple(d if isinstance(d, int) else None for d in tensor.shape)
-
-
 def _contract_findings(spec: ModelSpec, variant: str, record: VariantRecord) -> list[Finding]:
     found = []
     names = [t.name for t in record.inputs]
@@ -113,13 +109,13 @@ def _contract_findings(spec: ModelSpec, variant: str, record: VariantRecord) -> 
                 f"outputs {outputs}, expected {list(spec.output_names)}",
             )
         )
-    if record.inputs and _dims(record.inputs[0]) != expected_input(spec, variant):
+    if record.inputs and record.inputs[0].dims() != expected_input(spec, variant):
         found.append(
             Finding(
                 spec.name,
                 variant,
                 "shape",
-                f"input shape {_text(_dims(record.inputs[0]))}, expected "
+                f"input shape {_text(record.inputs[0].dims())}, expected "
                 f"{_text(expected_input(spec, variant))} (None = dynamic)",
             )
         )
@@ -142,9 +138,7 @@ def _onnx_findings(
         ("inputs", record.inputs, inputs),
         ("outputs", record.outputs, outputs),
     ):
-        if [(t.name, t.dtype, _dims(t)) for t in declared] != [
-            (t.name, t.dtype, _dims(t)) for t in actual
-        ]:
+        if [t.contract() for t in declared] != [t.contract() for t in actual]:
             found.append(
                 Finding(
                     spec.name,
@@ -265,4 +259,4 @@ def _text(dims: tuple[int | None, ...]) -> str:
 
 
 def _tensors(tensors: tuple[TensorInfo, ...]) -> str:
-    return ", ".join(f"{t.name} {_text(_dims(t))} {t.dtype}" for t in tensors)
+    return ", ".join(f"{t.name} {_text(t.dims())} {t.dtype}" for t in tensors)

@@ -27,6 +27,14 @@ class TensorInfo:
     def from_json(cls, doc: dict) -> TensorInfo:
         return cls(doc["name"], tuple(doc["shape"]), doc["dtype"])
 
+    def dims(self) -> tuple[int | None, ...]:
+        """The shape with every symbolic dimension as None, whatever the exporter named it."""
+        return tuple(d if isinstance(d, int) else None for d in self.shape)
+
+    def contract(self) -> tuple[str, str, tuple[int | None, ...]]:
+        """What two descriptions of one tensor must agree on: name, dtype, fixed dimensions."""
+        return self.name, self.dtype, self.dims()
+
     def is_fixed(self) -> bool:
         return all(isinstance(d, int) for d in self.shape)
 

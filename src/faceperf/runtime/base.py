@@ -77,17 +77,11 @@ def check_declared(
     Catches a reconversion whose graph was renamed, re-shaped or re-typed while its manifest
     still describes the old contract (the file's hash alone cannot: the manifest came with it).
     """
-    if [_contract(t) for t in declared] != [_contract(t) for t in actual]:
+    if [t.contract() for t in declared] != [t.contract() for t in actual]:
         raise ArtifactError(
             f"{source}: the file's inputs {_tensors_text(actual)} differ from the manifest's "
             f"{_tensors_text(declared)}"
         )
-
-
-def _contract(tensor: TensorInfo) -> tuple:
-    # Symbolic dims are compared as "dynamic", whatever the exporter named them.
-    dims = tuple(d if isinstance(d, int) else None for d in tensor.shape)
-    return tensor.name, tensor.dtype, dims
 
 
 def _tensors_text(tensors: tuple[TensorInfo, ...]) -> str:
