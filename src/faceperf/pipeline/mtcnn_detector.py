@@ -46,6 +46,7 @@ from faceperf.pipeline.profiler import (
     NullProfiler,
     StageProfiler,
 )
+from faceperf.pipeline.runner_io import image_input
 from faceperf.pipeline.stage_names import stage_names
 from faceperf.runtime.base import Runner
 from faceperf.runtime.factory import open_runner
@@ -233,15 +234,7 @@ class _Net:
     shape: tuple[int | str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        if len(self.runner.inputs) != 1:
-            names = [t.name for t in self.runner.inputs]
-            raise ArtifactError(f"{self.runner.source}: expected one image input, found {names}")
-        info = self.runner.inputs[0]
-        if len(info.shape) != 4 or info.shape[1] != 3:
-            raise ArtifactError(
-                f"{self.runner.source}: input {info.name!r} has shape {info.shape}, "
-                "expected (batch, 3, height, width)"
-            )
+        info = image_input(self.runner)
         if self.model == "mtcnn_pnet" and any(isinstance(d, int) for d in info.shape[2:]):
             raise ArtifactError(
                 f"{self.runner.source}: P-Net input {info.name!r} has shape {info.shape}; "
