@@ -1,0 +1,70 @@
+"""Parity of a candidate's artifacts with the stored reference outputs, and their conformance.
+
+Run after every reconversion: ``pytest -m accuracy`` checks the default artifacts,
+``pytest accuracy_tests --candidate DIR`` a folder under review. Limits: tolerances.toml.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from faceperf.accuracy.cases import SUBJECTS
+from faceperf.accuracy.compare import CHECKS
+from faceperf.accuracy.references import ReferenceError
+from faceperf.models.registry import default_registry
+
+pytestmark = pytest.mark.accuracy
+CANDIDATE_VARIANTS = ("optimized", "optimized_fp16", "coreml")
+ALL_VARIANTS = ("baseline", *CANDIDATE_VARIANTS)
+CHECK_CASES = [
+    pytest.param(subject, variant, check, id=f"{subject}-{variant}-{check}")
+    for subject in SUBJECTS
+    for variant in CANDIDATE_VARIANTS
+    for check in CHECKS[subject]
+]
+
+
+@pytest.mark.parametrize("subject", SUBJECTS)
+def test_references_match_the_weights(accuracy_session, subject):
+    if accuracy_session.missing_models(subject):
+        pytest.skip(accuracy_session.skip_reason(subject, "baseline"))
+    accuracy_session.reference(subject)  # raises with the way out when they do not match
+
+
+@pytest.mark.parametrize(("subject", "variant", "check"), CHECK_CASES)
+def test_accuracy(accuracy_session, subject, variant, check):
+    reason = accuracy_session.skip_reason(subject, variant)
+    if reason:
+        pytest.skip(reason)
+    try:
+        accuracy_session.reference(subject)
+    except ReferenceError:
+        pytest.skip(
+            f"the {subject} references do not fit these weights; see "
+            f"test_references_match_the_weights[{subject}]"
+        )
+    result = accuracy_session.result(subject, variant)
+    if check in result.unjudged:
+        pytest.skip(result.unjudged[check])
+    measured = [m for m in result.measurements if m.check == check]
+    assert measured, f"{subject} {variant}: no {check} measurements"
+    failures = [m for m in measured if not m.passed]
+    assert not failures, (
+        f"{subject} {variant}: {len(failures)} of {len(measured)} {check} measurements break "
+        "their limits (accuracy_tests/tolerances.toml):\n"
+        + "\n".join(f"  {m.describe()}" for m in failures)
+    )
+
+
+@pytest.mark.parametrize("variant", ALL_VARIANTS)
+@pytest.mark.parametrize("model", default_registry().names())
+def test_conformance(accuracy_session, model, variant):
+    manifest = accuracy_session.manifest
+    if model not in manifest.models:
+        pytest.skip(f"{accuracy_session.candidate} has no {model}")
+    if variant not in manifest.models[model].variants:
+        pytest.skip(f"{accuracy_session.candidate} has no {variant} variant of {model}")
+    findings = accuracy_session.conformance(model, variant)
+    assert not findings, f"{model} {variant} breaks its contract:\n" + "\n".join(
+        f"  {finding}" for finding in findings
+    )

@@ -1,0 +1,408 @@
+"""The fault catalogue: real conversion and pipeline faults, built on purpose, that the accuracy
+suite must catch.
+
+Each fault makes a faulty candidate for real: graph faults edit the exported ONNX graph of the
+``optimized`` (or ``optimized_fp16``) variant and write it, with a manifest that agrees with the
+edited file, into a candidate folder, as a careless reconversion would; pipeline faults patch
+the pre-processing code path while the candidate runs. ``evaluate_fault`` then runs the suite's
+own checks (conformance and accuracy) on it and says what caught the fault, if anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import cv2
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from faceperf.accuracy import cases
+from faceperf.accuracy.cases import SUBJECT_MODELS, Candidate
+from faceperf.accuracy.compare import Measurement, compare
+from faceperf.accuracy.references import ReferenceSet
+from faceperf.accuracy.tolerances import Tolerances
+from faceperf.artifacts.conformance import Finding, check_artifact
+from faceperf.artifacts.layout import artifact_path
+from faceperf.artifacts.manifest import Manifest, TensorInfo, read_manifest, write_manifest
+from faceperf.fileio import sha256_path
+from faceperf.models import inputs
+from faceperf.models.registry import default_registry
+from faceperf.pipeline import mtcnn_detector
+
+# What the pre-processing of each model maps a pixel value p (0..255) of channel c to:
+# scale[c] * p + offset[c]. The [0, 1] fault feeds p / 255 instead.
+_MTL_STD = np.array(inputs.IMAGENET_STD_RGB, np.float64)
+_MTL_MEAN = np.array(inputs.IMAGENET_MEAN_RGB, np.float64)
+_PIXEL_MAP: dict[str, tuple[np.ndarray, np.ndarray]] = {
+    "retinaface": (np.ones(3), -np.array(inputs.RETINAFACE_MEAN_BGR, np.float64)),
+    "star": (np.full(3, 2.0 / 255.0), np.full(3, -1.0)),
+    "mtl": (1.0 / (255.0 * _MTL_STD), -_MTL_MEAN / _MTL_STD),
+    "mtcnn_pnet": (np.full(3, 0.0078125), np.full(3, -127.5 * 0.0078125)),
+}
+_PIXEL_MAP["mtcnn_rnet"] = _PIXEL_MAP["mtcnn_onet"] = _PIXEL_MAP["mtcnn_pnet"]
+NOISE_SCALE = 0.01  # Gaussian noise of 1 % of the layer's weight standard deviation
+NOISE_SEED = 0
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault the suite must catch.
+
+    ``edit`` turns one model's ONNX graph into its faulty version (graph faults);
+    ``patch`` is a context in which the pipeline's code path is faulty (pipeline faults).
+    """
+
+    name: str
+    description: str
+    subjects: tuple[str, ...]
+    variant: str = "optimized"
+    edit: Callable[[onnx.ModelProto, str], onnx.ModelProto] | None = None
+    patch: Callable[[], contextlib.AbstractContextManager] | None = None
+    # The variant the edited file is filed as, when it is not the one it was made from.
+    filed_as: str | None = None
+
+
+@dataclass(frozen=True)
+class FaultResult:
+    """What the suite said about one fault on one subject."""
+
+    fault: str
+    subject: str
+    variant: str
+    findings: tuple[Finding, ...]  # conformance
+    failures: tuple[Measurement, ...]  # accuracy measurements beyond their limits
+    error: str | None  # the candidate could not even run (its message)
+
+    @property
+    def caught(self) -> bool:
+        return bool(self.findings or self.failures or self.error)
+
+    def caught_by(self) -> str:
+        """The checks that failed, worst value first for each metric."""
+        parts = [f"conformance {f.check}: {f.message}" for f in self.findings]
+        if self.error:
+            parts.append(f"run refused: {self.error}")
+        seen: dict[str, Measurement] = {}
+        for m in self.failures:
+            if m.metric not in seen or _worse(m, seen[m.metric]):
+                seen[m.metric] = m
+        parts += [
+            f"{m.metric} {m.value:.4g}{m.limit.unit} (limit {m.limit.describe()}, {m.case})"
+            for m in seen.values()
+        ]
+        return "; ".join(parts) if parts else "not caught"
+
+
+def _worse(a: Measurement, b: Measurement) -> bool:
+    return a.value < b.value if a.limit.lower else a.value > b.value
+
+
+# --- graph edits ------------------------------------------------------------------------------
+
+
+def _input_name(model: onnx.ModelProto) -> str:
+    return model.graph.input[0].name
+
+
+def _feed_through(model: onnx.ModelProto, nodes: list[onnx.NodeProto], tensor: str) -> None:
+    """Make every consumer of the graph input read ``tensor`` instead, computed by ``nodes``."""
+    source = _input_name(model)
+    for node in model.graph.node:
+        node.input[:] = [tensor if name == source else name for name in node.input]
+    for node in reversed(nodes):
+        model.graph.node.insert(0, node)
+
+
+def _channel_constant(model: onnx.ModelProto, name: str, values: np.ndarray) -> None:
+    dtype = _input_dtype(model)
+    model.graph.initializer.append(
+        numpy_helper.from_array(values.reshape(1, -1, 1, 1).astype(dtype), name)
+    )
+
+
+def _input_dtype(model: onnx.ModelProto) -> np.dtype:
+    elem = model.graph.input[0].type.tensor_type.elem_type
+    return np.dtype(helper.tensor_dtype_to_np_dtype(elem))
+
+
+def swap_red_blue(model: onnx.ModelProto, _: str) -> onnx.ModelProto:
+    """Reverse the channel order at the input: the red/blue swap of a wrong colour conversion."""
+    model.graph.initializer.append(
+        numpy_helper.from_array(np.array([2, 1, 0], np.int64), "fault_rb")
+    )
+    node = helper.make_node("Gather", [_input_name(model), "fault_rb"], ["fault_bgr"], axis=1)
+    _feed_through(model, [node], "fault_bgr")
+    return model
+
+
+def unit_range(model: onnx.ModelProto, name: str) -> onnx.ModelProto:
+    """The model sees pixels scaled to [0, 1] instead of its own normalisation.
+
+    The input x = scale·p + offset is mapped back to p / 255 inside the graph, which is what
+    the network receives when the pipeline feeds p / 255.
+    """
+    scale, offset = _PIXEL_MAP[name]
+    _channel_constant(model, "fault_scale", 1.0 / (255.0 * scale))
+    _channel_constant(model, "fault_shift", -offset / (255.0 * scale))
+    nodes = [
+        helper.make_node("Mul", [_input_name(model), "fault_scale"], ["fault_scaled"]),
+        helper.make_node("Add", ["fault_scaled", "fault_shift"], ["fault_unit"]),
+    ]
+    _feed_through(model, nodes, "fault_unit")
+    return model
+
+
+def smaller_input(size: int) -> Callable[[onnx.ModelProto, str], onnx.ModelProto]:
+    """The graph takes ``size`` x ``size`` crops and resizes them to the network's own size:
+    what "exported at 224" gives for a network (STAR) whose layers only work at 256."""
+
+    def edit(model: onnx.ModelProto, _: str) -> onnx.ModelProto:
+        graph_input = model.graph.input[0]
+        dims = graph_input.type.tensor_type.shape.dim
+        native = [d.dim_value for d in dims]
+        dims[2].dim_value = dims[3].dim_value = size
+        model.graph.initializer.append(
+            numpy_helper.from_array(np.array(native, np.int64), "fault_native_size")
+        )
+        node = helper.make_node(
+            "Resize",
+            [graph_input.name, "", "", "fault_native_size"],
+            ["fault_resized"],
+            mode="linear",
+        )
+        _feed_through(model, [node], "fault_resized")
+        return model
+
+    return edit
+
+
+def swap_outputs(first: str, second: str) -> Callable[[onnx.ModelProto, str], onnx.ModelProto]:
+    """Two same-shaped output heads exchange names, as a converter mapping heads by position."""
+
+    def edit(model: onnx.ModelProto, _: str) -> onnx.ModelProto:
+        rename = {first: second, second: first}
+        for node in model.graph.node:
+            node.output[:] = [rename.get(n, n) for n in node.output]
+            node.input[:] = [rename.get(n, n) for n in node.input]
+        return model
+
+    return edit
+
+
+def middle_conv_noise(model: onnx.ModelProto, _: str) -> onnx.ModelProto:
+    """Gaussian noise of 1 % of its weights' standard deviation on the middle Conv layer."""
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    weight_name = convs[len(convs) // 2].input[1]
+    for index, tensor in enumerate(model.graph.initializer):
+        if tensor.name == weight_name:
+            weight = numpy_helper.to_array(tensor)
+            rng = np.random.default_rng(NOISE_SEED)
+            noise = rng.normal(0.0, NOISE_SCALE * float(weight.std()), weight.shape)
+            noisy = (weight + noise).astype(weight.dtype)
+            model.graph.initializer[index].CopyFrom(numpy_helper.from_array(noisy, weight_name))
+            return model
+    raise ValueError(f"conv weight {weight_name!r} is not an initializer")
+
+
+def same_file(model: onnx.ModelProto, _: str) -> onnx.ModelProto:
+    """No edit: the FP32 graph is filed as the FP16 variant."""
+    return model
+
+
+# --- pipeline faults --------------------------------------------------------------------------
+
+
+def _uint8_first(frame: np.ndarray, resize: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    return resize(frame).astype(np.float32)
+
+
+@contextlib.contextmanager
+def uint8_resize() -> Iterator[None]:
+    """Every face crop and pyramid level is resized (or warped) as uint8, then made float: the
+    original application's known fault (its outputs correlated only r=0.70 with the reference)."""
+    original_mtl = inputs.mtl_input
+    original_retina = inputs.retinaface_input
+
+    def star_input(frame: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        matrices = np.stack([inputs.star_crop_matrix(b) for b in np.asarray(boxes, np.float64)])
+        size = inputs.STAR_SIZE
+        crops = [cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_LINEAR) for m in matrices]
+        batch = np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 255.0 * 2.0 - 1.0
+        return np.ascontiguousarray(batch, np.float32), matrices
+
+    def mtl_input(face: np.ndarray) -> np.ndarray:
+        size = inputs.MTL_SIZE
+        resized = cv2.resize(face, (size, size), interpolation=cv2.INTER_LINEAR)
+        return original_mtl(resized)
+
+    def retinaface_input(frame: np.ndarray, size: int | None = None) -> np.ndarray:
+        if size is None:
+            return original_retina(frame)
+        scale = inputs.letterbox_scale(*frame.shape[:2], size)
+        h, w = round(frame.shape[0] * scale), round(frame.shape[1] * scale)
+        resized = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
+        padded = np.empty((size, size, 3), np.uint8)
+        padded[...] = np.round(inputs.RETINAFACE_MEAN_BGR).astype(np.uint8)
+        padded[:h, :w] = resized
+        return original_retina(padded)
+
+    original_mean = mtcnn_detector._normalised_nchw
+
+    def rounded_mean(total: np.ndarray, area: np.ndarray) -> np.ndarray:
+        # An area resize of uint8 pixels rounds each mean to an integer before the float math.
+        mean = np.rint(total / area[..., None]).astype(total.dtype)
+        return original_mean(mean, np.ones_like(area))
+
+    with (
+        mock.patch.object(inputs, "star_input", star_input),
+        mock.patch.object(inputs, "mtl_input", mtl_input),
+        mock.patch.object(inputs, "retinaface_input", retinaface_input),
+        mock.patch.object(mtcnn_detector, "_normalised_nchw", rounded_mean),
+    ):
+        yield
+
+
+# --- the catalogue ----------------------------------------------------------------------------
+
+ALL = tuple(SUBJECT_MODELS)
+CATALOGUE: tuple[Fault, ...] = (
+    Fault("rb_swap", "red and blue channels swapped at the input", ALL, edit=swap_red_blue),
+    Fault(
+        "unit_range", "input scaled to [0, 1] instead of the model's range", ALL, edit=unit_range
+    ),
+    Fault(
+        "uint8_resize",
+        "face crop / pyramid level resized as uint8 before float conversion",
+        ALL,
+        patch=uint8_resize,
+    ),
+    Fault(
+        "star_224",
+        "STAR exported at 224x224 (a resize to 256 in front of the network)",
+        ("star",),
+        edit=smaller_input(224),
+    ),
+    Fault(
+        "mtl_heads_swapped",
+        "MTL emotion and AU heads swapped (both 8 wide)",
+        ("mtl",),
+        edit=swap_outputs("emotion", "au"),
+    ),
+    Fault(
+        "fp16_is_fp32",
+        'an "FP16" artifact that is the FP32 graph',
+        ALL,
+        edit=same_file,
+        filed_as="optimized_fp16",
+    ),
+    Fault(
+        "weight_noise",
+        "Gaussian noise of 1 % of the weight scale in one middle conv layer",
+        ALL,
+        edit=middle_conv_noise,
+    ),
+    Fault(
+        "int8_dynamic",
+        "onnxruntime.quantization dynamic INT8 quantisation",
+        ALL,
+        edit=lambda model, _: _quantize_dynamic(model),
+    ),
+)
+FAULTS = {fault.name: fault for fault in CATALOGUE}
+# The MTCNN faults go into one net at a time would hide behind the cascade; they go into all
+# three, except the conv noise, which goes into the net in the middle of the cascade.
+_SINGLE_NET = {"weight_noise": ("mtcnn_rnet",)}
+
+
+def _quantize_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, target = Path(tmp, "in.onnx"), Path(tmp, "out.onnx")
+        onnx.save(model, source)
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        return onnx.load(target)
+
+
+def faulty_models(fault: Fault, subject: str) -> tuple[str, ...]:
+    if subject == "mtcnn" and fault.name in _SINGLE_NET:
+        return _SINGLE_NET[fault.name]
+    return SUBJECT_MODELS[subject]
+
+
+def build_candidate(fault: Fault, subject: str, source: Path, target: Path) -> Candidate:
+    """Write ``subject``'s models into ``target``, the faulty ones edited, with a manifest."""
+    if fault.edit is None:
+        return Candidate(source, fault.variant)
+    manifest = read_manifest(source)
+    filed_as = fault.filed_as or fault.variant
+    models = {}
+    for model in SUBJECT_MODELS[subject]:
+        record = manifest.models[model]
+        path = artifact_path(target, model, filed_as)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        original = artifact_path(source, model, fault.variant)
+        if model in faulty_models(fault, subject):
+            edited = fault.edit(onnx.load(original), model)
+            onnx.save(edited, path)
+        else:
+            shutil.copyfile(original, path)
+        variant = manifest.record(model, filed_as)
+        variant = dataclasses.replace(
+            variant,
+            sha256=sha256_path(path),
+            size=path.stat().st_size,
+            inputs=_declared_inputs(onnx.load(path), variant.inputs),
+        )
+        models[model] = dataclasses.replace(record, variants={filed_as: variant})
+    write_manifest(target, Manifest(tools=manifest.tools, models=models))
+    return Candidate(target, filed_as)
+
+
+def _declared_inputs(model: onnx.ModelProto, declared: tuple[TensorInfo, ...]) -> tuple:
+    """The manifest's inputs, with the shape the (possibly edited) graph really declares."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    shape = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims)
+    return (dataclasses.replace(declared[0], shape=shape), *declared[1:])
+
+
+def evaluate_fault(
+    fault: Fault,
+    subject: str,
+    source: Path,
+    work: Path,
+    reference: ReferenceSet,
+    tolerances: Tolerances,
+) -> FaultResult:
+    """Build the faulty candidate in ``work`` and run the suite's checks on it."""
+    candidate = build_candidate(fault, subject, source, work)
+    manifest = read_manifest(candidate.directory)
+    registry = default_registry()
+    findings = tuple(
+        finding
+        for model in SUBJECT_MODELS[subject]
+        for finding in check_artifact(
+            candidate.directory, manifest, registry[model], candidate.variant
+        )
+    )
+    error, failures = None, ()
+    context = fault.patch() if fault.patch else contextlib.nullcontext()
+    try:
+        with context:
+            outputs = cases.run_subject(subject, candidate)
+        measured = compare(subject, candidate.variant, reference, outputs, tolerances)
+        failures = tuple(m for m in measured if not m.passed)
+    # Any refusal to load or run the candidate (the runner's checks, ONNX Runtime's own) is
+    # itself the verdict on the fault, so every exception is kept as the result.
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    return FaultResult(fault.name, subject, candidate.variant, findings, failures, error)
