@@ -145,7 +145,10 @@ def test_equally_specific_patterns_are_an_error() -> None:
 
 @settings(derandomize=True, database=None, max_examples=100, deadline=None)
 @given(
-    profile=st.text(st.characters(codec="ascii", exclude_characters="*?[]"), min_size=1),
+    # A profile is a non-blank name (Budget refuses "\r"); blank ones are not the point here.
+    profile=st.text(st.characters(codec="ascii", exclude_characters="*?[]"), min_size=1).filter(
+        str.strip
+    ),
     cut=st.integers(0, 100),
 )
 def test_an_exact_profile_beats_every_pattern_it_matches(profile: str, cut: int) -> None:
@@ -216,3 +219,104 @@ def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "budgets.toml"
     with pytest.raises(BudgetsError, match=f"^{path}: budgets file not found$"):
         load_budgets(path)
+
+
+# -- speedup floors -----------------------------------------------------------------------------
+
+FLOORS = """
+[[speedup_floor]]
+profile = "linux-x86_64*/ort-cpu"
+model = "star"
+measure = "steady_state"
+floor = 0.9
+reason = "measured 1.0x: not slower"
+
+[[speedup_floor]]
+profile = "linux-x86_64-avx512-2core/ort-cpu"
+model = "star"
+measure = "steady_state"
+floor = 0.95
+reason = "this runner, measured"
+
+[[speedup_floor]]
+profile = "linux-x86_64*/ort-cpu"
+model = "star"
+measure = "cold_load"
+floor = 1.3
+reason = "measured 2.0-2.3x"
+"""
+
+
+def test_speedup_floor_for_a_profile_model_and_measure(tmp_path: Path) -> None:
+    budgets = load_budgets(_write(tmp_path, FLOORS))
+    cold = budgets.speedup_floor_for("linux-x86_64-avx2-8core/ort-cpu", "star", "cold_load")
+    assert cold is not None and (cold.floor, cold.reason) == (1.3, "measured 2.0-2.3x")
+    steady = budgets.speedup_floor_for("linux-x86_64-avx2-8core/ort-cpu", "star", "steady_state")
+    assert steady is not None and steady.floor == 0.9
+    exact = budgets.speedup_floor_for("linux-x86_64-avx512-2core/ort-cpu", "star", "steady_state")
+    assert exact is not None and exact.floor == 0.95  # the exact profile wins
+    assert budgets.speedup_floor_for("linux-x86_64/ort-cpu", "mtl", "cold_load") is None
+    assert budgets.speedup_floor_for("apple-m1/coreml", "star", "cold_load") is None
+    assert budgets.budgets == ()  # floors are not budgets
+
+
+def test_equally_specific_floors_are_an_error(tmp_path: Path) -> None:
+    # 20 literal characters each, both with a wildcard: neither is more specific.
+    first = FLOORS.split("\n\n")[0]
+    text = FLOORS + first.replace('"linux-x86_64*/ort-cpu"', '"linux-x86_64?*/ort-cpu"')
+    budgets = load_budgets(_write(tmp_path, text))
+    with pytest.raises(BudgetsError, match="speedup floors of 'star' steady_state with profiles"):
+        budgets.speedup_floor_for("linux-x86_64-avx2/ort-cpu", "star", "steady_state")
+
+
+_GOOD_FLOOR = """
+[[speedup_floor]]
+profile = "apple-*/coreml"
+model = "mtl"
+measure = "steady_state"
+reason = "published 8.1x"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (_GOOD_FLOOR, "#1 ('mtl' steady_state): missing 'floor'"),
+        (_GOOD_FLOOR.replace('reason = "published 8.1x"', "floor = 2.0"), "missing 'reason' (why"),
+        (_GOOD_FLOOR + "floor = 0", "floor = 0: expected a positive number"),
+        (_GOOD_FLOOR + "floor = -1.5", "floor = -1.5: expected a positive number"),
+        (_GOOD_FLOOR + "floor = '2x'", "floor = '2x': expected a positive number"),
+        (_GOOD_FLOOR + "floor = true", "floor = True: expected a positive number"),
+        (_GOOD_FLOOR + "floor = nan", "floor = nan: expected a positive number"),
+        (_GOOD_FLOOR + "floor = 2.0\nmin_speedup = 2.0", "unknown key 'min_speedup'"),
+        (
+            _GOOD_FLOOR.replace("steady_state", "warm") + "floor = 2.0",
+            "measure = 'warm': expected one of steady_state, cold_load",
+        ),
+        (_GOOD_FLOOR.replace('"mtl"', '""') + "floor = 2.0", "model = '': expected a non-empty"),
+        ((_GOOD_FLOOR + "floor = 2.0\n") * 2, "#2 ('mtl' steady_state): a second floor for"),
+        ("[speedup_floor]\nmodel = 'x'", "'speedup_floor' must be an array of tables"),
+    ],
+)
+def test_malformed_speedup_floor_names_file_and_entry(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(BudgetsError) as caught:
+        load_budgets(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_the_committed_budgets_file_has_a_floor_with_a_reason_for_every_onnx_model() -> None:
+    from faceperf.bench.baseline_paths import budgets_path
+    from faceperf.models.registry import default_registry
+
+    budgets = load_budgets(budgets_path())
+    for model in default_registry().names():
+        for measure in ("steady_state", "cold_load"):
+            floor = budgets.speedup_floor_for("linux-x86_64-avx512-2core/ort-cpu", model, measure)
+            assert floor is not None, (model, measure)
+            assert floor.reason.strip()

@@ -201,3 +201,34 @@ def test_overhead_is_exactly_two_clock_reads_per_stage(stages):
     profiler.to_json()
     assert clock.reads == 2 * stages
     assert sum(row.count for row in profiler.stats()) == stages
+
+
+def test_a_profile_read_back_from_json_reports_exactly_the_same():
+    original = _profile()
+    again = StageProfiler.from_raw(json.loads(json.dumps(original.raw())))
+    assert again.text() == original.text()
+    assert again.stats() == original.stats()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"STAR_onnx": [0.1]}, "expected a category and a list of seconds"),
+        ({"STAR_onnx": {"category": MODEL_INFERENCE, "seconds": []}}, "a list of seconds"),
+        ({"STAR_onnx": {"category": MODEL_INFERENCE, "seconds": ["fast"]}}, "'fast' is not"),
+        ({"STAR_onnx": {"category": MODEL_INFERENCE, "seconds": [True]}}, "True is not a number"),
+        ({"STAR_onnx": {"category": MODEL_INFERENCE, "seconds": [-1.0]}}, "-1.0 is not a dur"),
+        ({"STAR_onnx": {"category": "gpu", "seconds": [0.1]}}, "category 'gpu'"),
+    ],
+)
+def test_a_malformed_raw_profile_is_refused_naming_the_stage(raw, expected):
+    with pytest.raises(ValueError, match=expected):
+        StageProfiler.from_raw(raw)
+
+
+def test_reset_forgets_the_warm_up():
+    profiler = _profile()
+    profiler.reset()
+    assert profiler.stats() == []
+    profiler.add("MTL_onnx", MODEL_INFERENCE, 0.25)
+    assert [(r.name, r.count, r.total_s) for r in profiler.stats()] == [("MTL_onnx", 1, 0.25)]

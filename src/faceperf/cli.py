@@ -102,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_pipeline_commands(commands)
     _add_bench_commands(commands)
+    from faceperf.cli_speedups import add_bench_commands  # light: argparse only at import
+
+    add_bench_commands(commands)
+    from faceperf.cli_coreml import add_coreml_commands  # light: argparse only at import
+
+    add_coreml_commands(commands)
+    from faceperf.cli_accuracy import add_accuracy_commands
+
+    add_accuracy_commands(commands)
 
     check = artifact_commands.add_parser(
         "check", help="check every artifact against its manifest and its model's contract"
@@ -261,6 +270,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         from faceperf import cli_bench
 
         return getattr(cli_bench, _BENCH_COMMANDS[args.command])(args)
+    if args.command in ("references", "accuracy"):
+        from faceperf import cli_accuracy
+
+        return cli_accuracy.run(args)
+    if args.command == "coreml":
+        from faceperf import cli_coreml
+
+        return cli_coreml.run(args)
+    if args.command == "bench":
+        from faceperf import cli_speedups
+
+        return cli_speedups.run(args)
     if args.command == "profile":
         return _profile(args)
     if args.command == "surrogates":

@@ -10,10 +10,11 @@ import tempfile
 from pathlib import Path
 
 from faceperf.bench.baseline_paths import baseline_path
+from faceperf.bench.errors import BaselineError
 from faceperf.bench.gate import GatePolicy, GateReport, compare_runs
 from faceperf.bench.hardware import detect_profile
 from faceperf.bench.report import ReportInputs, policy_from_budgets, write_report
-from faceperf.bench.storage import load_run, save_run_json
+from faceperf.bench.storage import BenchmarkRun, load_run, save_run_json
 from faceperf.errors import FaceperfError
 from faceperf.paths import repo_root
 
@@ -86,9 +87,40 @@ def baseline_update(args: argparse.Namespace) -> int:
             f"{source} was measured on {run.profile}, not {profile.name}; "
             "pass --allow-mismatch to store it anyway"
         )
+    if not run.benchmarks:
+        # An empty baseline would make the gate pass everything as "added".
+        raise FaceperfError(f"{source} measured no benchmarks; baseline left unchanged")
+    previous = _previous_baseline(Path(target))
     save_run_json(target, json.loads(source.read_text()))
     print(f"baseline for {run.profile} written to {target} ({len(run.benchmarks)} benchmarks)")
+    if previous is not None:
+        print(_membership_changes(previous, run))
     return 0
+
+
+def _previous_baseline(target: Path) -> BenchmarkRun | None:
+    """The baseline about to be replaced, or None when there is none or it is unreadable."""
+    if not target.exists():
+        return None
+    try:
+        return load_run(target)
+    except BaselineError as err:
+        # Replacing a broken baseline is what an update is for; say so and go on.
+        print(
+            f"faceperf: the previous baseline is unreadable and is replaced ({err})",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _membership_changes(previous: BenchmarkRun, current: BenchmarkRun) -> str:
+    added = sorted(set(current.benchmarks) - set(previous.benchmarks))
+    removed = sorted(set(previous.benchmarks) - set(current.benchmarks))
+    lines = [f"  added: {name}" for name in added] + [f"  removed: {name}" for name in removed]
+    if not lines:
+        return "same benchmarks as the previous baseline"
+    header = f"{len(added)} added, {len(removed)} removed since the previous baseline:"
+    return "\n".join([header, *lines])
 
 
 def report(args: argparse.Namespace) -> int:

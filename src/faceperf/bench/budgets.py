@@ -14,6 +14,13 @@ Layout::
     max_ms = 100.0                       # or min_fps = 30.0, not both
     reason = "product budget: STAR < 100 ms on Apple Silicon"
 
+    [[speedup_floor]]
+    profile = "linux-x86_64*/ort-cpu"
+    model = "star"
+    measure = "cold_load"                # or "steady_state"
+    floor = 1.3                          # the interval's lower bound must be above this
+    reason = "measured 2.0-2.3x (offline optimisation skips work at session load)"
+
 Every section is optional; every key is checked, so a typo fails loudly instead of silently
 turning a budget off.
 
@@ -21,7 +28,8 @@ When several budgets of a benchmark match a profile, the most specific pattern w
 without wildcards beats any pattern with one, then the pattern with more literal characters (not
 counting ``*``, ``?`` and ``[...]``) wins. So ``apple-m1-pro/coreml`` beats ``apple-*/coreml``,
 which beats ``*/coreml``, which beats ``*``. Two matching patterns of equal specificity are an
-error, since which one applies would be an accident of file order.
+error, since which one applies would be an accident of file order. Speedup floors of a model and
+measure are chosen the same way.
 """
 
 from __future__ import annotations
@@ -34,15 +42,20 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from types import MappingProxyType
+from typing import TypeVar
 
 from faceperf.bench.errors import BudgetsError
 from faceperf.bench.storage import find_by_benchmark_name
 
 DEFAULT_REGRESSION_THRESHOLD = 0.10
 
-_TOP_KEYS = ("defaults", "thresholds", "budget")
+# [[computeplan]] entries (Core ML placement floors) are checked by faceperf.coreml.plan_budgets.
+_TOP_KEYS = ("defaults", "thresholds", "budget", "speedup_floor", "computeplan")
 _DEFAULTS_KEYS = ("regression_threshold",)
 _BUDGET_KEYS = ("profile", "benchmark", "max_ms", "min_fps", "reason")
+_FLOOR_KEYS = ("profile", "model", "measure", "floor", "reason")
+STEADY_STATE, COLD_LOAD = "steady_state", "cold_load"
+SPEEDUP_MEASURES = (STEADY_STATE, COLD_LOAD)
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,51 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class SpeedupFloor:
+    """The least speedup of a model's ``optimized`` over its ``baseline`` on some profiles.
+
+    The claim holds when the lower bound of the bootstrap interval of median(baseline) /
+    median(optimized), measured interleaved, is above ``floor``: 1.3 claims "at least 1.3x
+    faster", 0.9 only "not more than about 10 % slower".
+
+    Args:
+        profile: fnmatch pattern over profile names.
+        model: the model, e.g. ``star``.
+        measure: ``steady_state`` (one inference) or ``cold_load`` (opening the session).
+        floor: the positive factor the interval's lower bound must exceed.
+        reason: why this number (a measurement, a published figure); shown when it fails.
+    """
+
+    profile: str
+    model: str
+    measure: str
+    floor: float
+    reason: str
+
+    def __post_init__(self) -> None:
+        for key in ("profile", "model", "reason"):
+            value = getattr(self, key)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{key} = {value!r}: expected a non-empty string")
+        if self.measure not in SPEEDUP_MEASURES:
+            raise ValueError(
+                f"measure = {self.measure!r}: expected one of {', '.join(SPEEDUP_MEASURES)}"
+            )
+        if not _is_number(self.floor) or not self.floor > 0:
+            raise ValueError(f"floor = {self.floor!r}: expected a positive number")
+        object.__setattr__(self, "floor", float(self.floor))
+
+    @property
+    def specificity(self) -> tuple[bool, int]:
+        """How specific the profile pattern is: (has no wildcard, literal characters)."""
+        literals, wild = _literal_count(self.profile)
+        return (not wild, literals)
+
+    def matches(self, profile: str, model: str, measure: str) -> bool:
+        return (model, measure) == (self.model, self.measure) and fnmatchcase(profile, self.profile)
+
+
+@dataclass(frozen=True)
 class Budgets:
     """Everything ``budgets.toml`` says.
 
@@ -115,12 +173,14 @@ class Budgets:
         default_threshold: the gate's regression threshold for benchmarks without an override.
         thresholds: benchmark name (full or short) → regression threshold.
         budgets: the latency / frame-rate budgets, in file order.
+        speedup_floors: the optimized-vs-baseline speedup floors, in file order.
     """
 
     source: str
     default_threshold: float = DEFAULT_REGRESSION_THRESHOLD
     thresholds: Mapping[str, float] = field(default_factory=dict)
     budgets: tuple[Budget, ...] = ()
+    speedup_floors: tuple[SpeedupFloor, ...] = ()
 
     def __post_init__(self) -> None:
         _check_threshold("default_threshold", self.default_threshold)
@@ -128,6 +188,7 @@ class Budgets:
             _check_threshold(f"threshold of {name!r}", value)
         object.__setattr__(self, "thresholds", MappingProxyType(dict(self.thresholds)))
         object.__setattr__(self, "budgets", tuple(self.budgets))
+        object.__setattr__(self, "speedup_floors", tuple(self.speedup_floors))
 
     def threshold_for(self, benchmark_name: str) -> float:
         """The regression threshold of a benchmark: its override, else the default.
@@ -148,18 +209,36 @@ class Budgets:
         Raises:
             BudgetsError: two matching patterns are equally specific.
         """
-        matching = sorted(
-            (budget for budget in self.budgets if budget.matches(profile, benchmark)),
-            key=lambda budget: budget.specificity,
-            reverse=True,
+        matching = [budget for budget in self.budgets if budget.matches(profile, benchmark)]
+        return _most_specific(matching, profile, f"{self.source}: budgets of {benchmark!r}")
+
+    def speedup_floor_for(self, profile: str, model: str, measure: str) -> SpeedupFloor | None:
+        """The speedup floor of ``model``'s ``measure`` on ``profile``, or None when unset.
+
+        Args:
+            profile: the profile the run measures.
+            model: the model, e.g. ``star``.
+            measure: ``steady_state`` or ``cold_load``.
+
+        Raises:
+            BudgetsError: two matching patterns are equally specific.
+        """
+        matching = [f for f in self.speedup_floors if f.matches(profile, model, measure)]
+        where = f"{self.source}: speedup floors of {model!r} {measure}"
+        return _most_specific(matching, profile, where)
+
+
+_Entry = TypeVar("_Entry", Budget, SpeedupFloor)
+
+
+def _most_specific(matching: list[_Entry], profile: str, where: str) -> _Entry | None:
+    ranked = sorted(matching, key=lambda entry: entry.specificity, reverse=True)
+    if len(ranked) > 1 and ranked[0].specificity == ranked[1].specificity:
+        raise BudgetsError(
+            f"{where} with profiles {ranked[0].profile!r} and {ranked[1].profile!r} both match "
+            f"{profile!r} equally specifically; make one pattern more specific"
         )
-        if len(matching) > 1 and matching[0].specificity == matching[1].specificity:
-            raise BudgetsError(
-                f"{self.source}: budgets of {benchmark!r} with profiles {matching[0].profile!r} "
-                f"and {matching[1].profile!r} both match {profile!r} equally specifically; "
-                "make one pattern more specific"
-            )
-        return matching[0] if matching else None
+    return ranked[0] if ranked else None
 
 
 def load_budgets(path: str | os.PathLike[str]) -> Budgets:
@@ -196,7 +275,8 @@ def _parse(document: dict[str, object], source: str) -> Budgets:
     for name, value in thresholds.items():
         _wrap(_check_threshold, source, f"[thresholds] {name!r}", value)
     budgets = _budgets(document.get("budget", []), source)
-    return Budgets(source, default_threshold, thresholds, budgets)
+    floors = _speedup_floors(document.get("speedup_floor", []), source)
+    return Budgets(source, default_threshold, thresholds, budgets, floors)
 
 
 def _budgets(entries: object, source: str) -> tuple[Budget, ...]:
@@ -226,6 +306,37 @@ def _budgets(entries: object, source: str) -> tuple[Budget, ...]:
         seen.add((budget.profile, budget.benchmark))
         budgets.append(budget)
     return tuple(budgets)
+
+
+def _speedup_floors(entries: object, source: str) -> tuple[SpeedupFloor, ...]:
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise BudgetsError(
+            f"{source}: 'speedup_floor' must be an array of tables ([[speedup_floor]] entries)"
+        )
+    floors: list[SpeedupFloor] = []
+    seen: set[tuple[str, str, str]] = set()
+    for index, entry in enumerate(entries, start=1):
+        where = f"[[speedup_floor]] #{index}"
+        if isinstance(entry.get("model"), str):
+            where += f" ({entry['model']!r} {entry.get('measure', '?')})"
+        _check_keys(entry, _FLOOR_KEYS, source, where)
+        for key in _FLOOR_KEYS:
+            if key not in entry:
+                why = " (why this floor?)" if key == "reason" else ""
+                raise BudgetsError(f"{source}: {where}: missing {key!r}{why}")
+        try:
+            floor = SpeedupFloor(**entry)
+        except ValueError as exc:
+            raise BudgetsError(f"{source}: {where}: {exc}") from None
+        key = (floor.profile, floor.model, floor.measure)
+        if key in seen:
+            raise BudgetsError(
+                f"{source}: {where}: a second floor for profile {floor.profile!r}, model "
+                f"{floor.model!r} and measure {floor.measure!r}"
+            )
+        seen.add(key)
+        floors.append(floor)
+    return tuple(floors)
 
 
 def _table(document: dict[str, object], key: str, source: str) -> dict[str, object]:
@@ -258,6 +369,12 @@ def _check_threshold(what: str, value: object) -> None:
 def _is_number(value: object) -> bool:
     # TOML booleans are Python bools, which are ints; `max_ms = true` is a mistake, not 1 ms.
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def pattern_specificity(pattern: str) -> tuple[bool, int]:
+    """How specific a profile pattern is: (has no wildcard, literal characters); higher wins."""
+    literals, wild = _literal_count(pattern)
+    return (not wild, literals)
 
 
 def _literal_count(pattern: str) -> tuple[int, bool]:

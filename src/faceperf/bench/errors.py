@@ -19,3 +19,7 @@ class ProfileMismatchError(FaceperfError):
 
 class BudgetsError(FaceperfError):
     """The budgets file is missing, not valid TOML, or holds an unknown or invalid entry."""
+
+
+class FlopCountError(FaceperfError):
+    """An ONNX graph's FLOPs cannot be counted: unreadable, or shapes that stay unknown."""

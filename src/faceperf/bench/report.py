@@ -1,4 +1,5 @@
-"""The report folder every perf run writes: summary.md, results.json and plots."""
+"""The report folder every perf run writes: summary.md, results.json, plots and, when the
+pipeline benchmark ran, its stage profile (stage_profile.txt, stage_breakdown.png)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 
 from faceperf.bench.baseline_paths import budgets_path
 from faceperf.bench.budgets import load_budgets
+from faceperf.bench.errors import BaselineError
 from faceperf.bench.gate import GatePolicy, GateReport, compare_runs
+from faceperf.bench.speedup import speedup_markdown
+from faceperf.bench.stage_report import write_stage_outputs
 from faceperf.bench.storage import BenchmarkRun, load_run
 from faceperf.fileio import atomic_write_bytes
 
@@ -49,7 +53,13 @@ def gate(inputs: ReportInputs) -> tuple[GateReport | None, BenchmarkRun]:
 
 
 def write_report(directory: Path, inputs: ReportInputs, baseline_hint: str) -> GateReport | None:
-    """Write summary.md and the plots into ``directory``; return the gate's verdict."""
+    """Write summary.md, the plots and the stage profile into ``directory``; return the gate's
+    verdict. Everything is rebuilt from the results file (and the baseline) alone.
+
+    Raises:
+        BaselineError: the results or the baseline cannot be read, or a speedup or stage
+            record in the results is malformed.
+    """
     report, current = gate(inputs)
     if report is None:
         text = (
@@ -58,7 +68,12 @@ def write_report(directory: Path, inputs: ReportInputs, baseline_hint: str) -> G
         )
     else:
         text = report.markdown()
-    atomic_write_bytes(directory / "summary.md", text.encode())
+    try:
+        text += speedup_markdown(current)
+        atomic_write_bytes(directory / "summary.md", text.encode())
+        write_stage_outputs(directory, current)
+    except ValueError as exc:
+        raise BaselineError(f"{inputs.results}: {exc}") from None
     _plot_distributions(
         directory / "latency.png",
         current,

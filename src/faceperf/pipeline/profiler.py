@@ -7,8 +7,9 @@ its categories, so reports compare line by line with the application's own.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -59,6 +60,34 @@ class StageProfiler:
             yield
         finally:
             self.add(name, category, self._clock() - start)
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Mapping[str, object]]) -> StageProfiler:
+        """A profiler holding the calls :meth:`raw` returned (e.g. read back from a report).
+
+        Args:
+            raw: operation → {"category": ..., "seconds": [...]}, as :meth:`raw` returns it.
+
+        Raises:
+            ValueError: an entry is not in that layout, or a duration is not a finite,
+                non-negative number of seconds.
+        """
+        profiler = cls()
+        for name, operation in raw.items():
+            seconds = operation.get("seconds") if isinstance(operation, Mapping) else None
+            if not isinstance(seconds, list) or not seconds:
+                raise ValueError(f"stage {name!r}: expected a category and a list of seconds")
+            for value in seconds:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValueError(f"stage {name!r}: duration {value!r} is not a number")
+                if not math.isfinite(value) or value < 0:
+                    raise ValueError(f"stage {name!r}: duration {value!r} is not a duration")
+                profiler.add(name, str(operation.get("category")), float(value))
+        return profiler
+
+    def reset(self) -> None:
+        """Forget every recorded call (a warm-up's, say), keeping the clock."""
+        self._operations.clear()
 
     def add(self, name: str, category: str, seconds: float) -> None:
         """Record one call measured elsewhere."""

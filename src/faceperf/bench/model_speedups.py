@@ -1,0 +1,410 @@
+"""Per model: ``optimized`` against ``baseline`` and against PyTorch eager, and its GFLOP/s.
+
+What ``faceperf bench speedups`` measures. Each ratio comes from its own interleaved pair
+(ABBA rounds of :func:`~faceperf.bench.interleaved.measure_interleaved`, one process): baseline
+with optimized, then eager with optimized, so every ratio compares calls made under the same
+machine conditions. The achieved rate is the optimized graph's FLOPs (Conv, ConvTranspose,
+Gemm, MatMul, counted from its shapes) over its median latency, shown beside the rate of a
+large float32 matrix multiply with the same number of threads.
+"""
+
+from __future__ import annotations
+
+import statistics
+import textwrap
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import torch
+
+from faceperf.artifacts.layout import artifact_path
+from faceperf.artifacts.manifest import read_manifest
+from faceperf.bench.flops import count_flops
+from faceperf.bench.interleaved import (
+    Clock,
+    InterleavedSamples,
+    SpeedupInterval,
+    measure_interleaved,
+    speedup_interval,
+)
+from faceperf.bench.matmul_peak import MatmulPeak
+from faceperf.bench.published import APPLE_SILICON, SOURCE
+from faceperf.errors import ArtifactError
+from faceperf.models.registry import default_registry
+from faceperf.runtime.base import Runner
+from faceperf.runtime.factory import open_runner
+from faceperf.runtime.torch_backend import TorchRunner
+from faceperf.sample_inputs import sample_batch
+from faceperf.weights.sources import DEFAULT_SEED, WeightPolicy, resolve_weights
+
+_MTCNN = ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")
+
+
+@dataclass(frozen=True)
+class ModelCalls:
+    """What is timed for one model: three zero-argument calls on the same input.
+
+    Args:
+        model: the model's name.
+        weights: what its weights are (``surrogate(seed=0)``, ``packaged``, ``real``).
+        input_shape: the input the calls run on.
+        flops: floating-point operations of one call of the optimized graph.
+        baseline: one inference of the baseline artifact.
+        optimized: one inference of the optimized artifact.
+        eager: one inference of the PyTorch eager model.
+    """
+
+    model: str
+    weights: str
+    input_shape: tuple[int, ...]
+    flops: int
+    baseline: Callable[[], object]
+    optimized: Callable[[], object]
+    eager: Callable[[], object]
+
+
+@dataclass(frozen=True)
+class ModelSpeedup:
+    """One model's measurement.
+
+    Args:
+        model, weights, input_shape, flops: as in :class:`ModelCalls`.
+        vs_baseline: the baseline (a) / optimized (b) pair's per-call seconds.
+        vs_eager: the eager (a) / optimized (b) pair's per-call seconds.
+        over_baseline: interval of median(baseline) / median(optimized).
+        over_eager: interval of median(eager) / median(optimized).
+    """
+
+    model: str
+    weights: str
+    input_shape: tuple[int, ...]
+    flops: int
+    vs_baseline: InterleavedSamples
+    vs_eager: InterleavedSamples
+    over_baseline: SpeedupInterval
+    over_eager: SpeedupInterval
+
+    @property
+    def baseline_ms(self) -> float:
+        return 1e3 * statistics.median(self.vs_baseline.a_s)
+
+    @property
+    def optimized_ms(self) -> float:
+        """The optimized median of the pair with the baseline (the pair its GFLOP/s uses)."""
+        return 1e3 * statistics.median(self.vs_baseline.b_s)
+
+    @property
+    def eager_ms(self) -> float:
+        return 1e3 * statistics.median(self.vs_eager.a_s)
+
+    @property
+    def gflops(self) -> float:
+        """Achieved GFLOP/s of the optimized graph at its median latency."""
+        return self.flops / self.optimized_ms / 1e6
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "weights": self.weights,
+            "input_shape": list(self.input_shape),
+            "flops": self.flops,
+            "median_ms": {
+                "baseline": self.baseline_ms,
+                "optimized": self.optimized_ms,
+                "eager": self.eager_ms,
+            },
+            "speedup_over_baseline": _interval_json(self.over_baseline),
+            "speedup_over_eager": _interval_json(self.over_eager),
+            "achieved_gflops": self.gflops,
+            "samples_s": {
+                "baseline": list(self.vs_baseline.a_s),
+                "optimized_vs_baseline": list(self.vs_baseline.b_s),
+                "eager": list(self.vs_eager.a_s),
+                "optimized_vs_eager": list(self.vs_eager.b_s),
+            },
+        }
+
+
+def measure_model(
+    calls: ModelCalls, rounds: int, warmup: int = 3, clock: Clock = time.perf_counter
+) -> ModelSpeedup:
+    """Measure the two interleaved pairs of one model.
+
+    Args:
+        calls: the model's three calls.
+        rounds: recorded calls of each side per pair (at least 2; even cancels drift).
+        warmup: untimed calls of each side before each pair.
+        clock: returns seconds; injected so tests control time.
+    """
+    if rounds < 2:
+        raise ValueError(f"rounds {rounds}: a bootstrap interval needs at least 2 per side")
+    vs_baseline = measure_interleaved(calls.baseline, calls.optimized, rounds, warmup, clock)
+    vs_eager = measure_interleaved(calls.eager, calls.optimized, rounds, warmup, clock)
+    return ModelSpeedup(
+        model=calls.model,
+        weights=calls.weights,
+        input_shape=calls.input_shape,
+        flops=calls.flops,
+        vs_baseline=vs_baseline,
+        vs_eager=vs_eager,
+        over_baseline=speedup_interval(vs_baseline.a_s, vs_baseline.b_s),
+        over_eager=speedup_interval(vs_eager.a_s, vs_eager.b_s),
+    )
+
+
+@dataclass(frozen=True)
+class SpeedupsReport:
+    """Every model's measurement and this machine's matmul rates.
+
+    Args:
+        profile: the hardware profile name.
+        backend: the ONNX Runtime backend of the baseline and optimized sides.
+        threads: intra-op threads of every side (ONNX Runtime and PyTorch).
+        rounds, warmup: per pair and side.
+        versions: runtime package → version.
+        models: one per model, in the order measured.
+        peaks: matmul rates, one per thread count measured.
+    """
+
+    profile: str
+    backend: str
+    threads: int
+    rounds: int
+    warmup: int
+    versions: Mapping[str, str]
+    models: tuple[ModelSpeedup, ...]
+    peaks: tuple[MatmulPeak, ...] = ()
+    published_source: str = field(default=SOURCE)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "versions", MappingProxyType(dict(self.versions)))
+        object.__setattr__(self, "models", tuple(self.models))
+        object.__setattr__(self, "peaks", tuple(self.peaks))
+
+    def peak_for(self, threads: int) -> MatmulPeak | None:
+        """The matmul rate measured with ``threads`` BLAS threads, if it was measured."""
+        return next((peak for peak in self.peaks if peak.threads == threads), None)
+
+    def to_json(self) -> dict[str, object]:
+        peak = self.peak_for(self.threads)
+        return {
+            "profile": self.profile,
+            "backend": self.backend,
+            "threads": self.threads,
+            "rounds": self.rounds,
+            "warmup": self.warmup,
+            "versions": dict(self.versions),
+            "models": [
+                {
+                    **m.to_json(),
+                    "percent_of_matmul_peak": _percent(m.gflops, peak),
+                    "published_apple_silicon": _published_json(m.model),
+                }
+                for m in self.models
+            ],
+            "matmul_peaks": [p.to_json() for p in self.peaks],
+            "published_source": self.published_source,
+        }
+
+    def table(self) -> str:
+        """The printed table: speedups with their intervals, GFLOP/s, and the published figures."""
+        peak = self.peak_for(self.threads)
+        header = (
+            "model",
+            "weights",
+            "baseline",
+            "optimized",
+            "eager",
+            "optimized vs baseline",
+            "optimized vs eager",
+            "GFLOP",
+            "GFLOP/s",
+            "% matmul",
+            "Apple M-series, published",
+        )
+        rows = [header]
+        for m in self.models:
+            rows.append(
+                (
+                    m.model,
+                    m.weights,
+                    _ms(m.baseline_ms),
+                    _ms(m.optimized_ms),
+                    _ms(m.eager_ms),
+                    _interval_text(m.over_baseline),
+                    _interval_text(m.over_eager),
+                    f"{m.flops / 1e9:.3g}",
+                    f"{m.gflops:.3g}",
+                    "-" if peak is None else f"{_percent(m.gflops, peak):.0f} %",
+                    _published_cell(m.model),
+                )
+            )
+        versions = ", ".join(f"{k} {v}" for k, v in self.versions.items())
+        lines = [
+            f"faceperf bench speedups on {self.profile}: ONNX Runtime {self.backend} and PyTorch "
+            f"eager, {self.threads} thread(s) each ({versions})",
+            f"median ms per call; speedup = median(slow) / median(fast) with its 95 % bootstrap "
+            f"interval; {self.rounds} interleaved rounds per pair after {self.warmup} warm-ups",
+            "",
+            *_aligned(rows, right=range(2, 10)),
+            "",
+        ]
+        lines += [
+            f"float32 matmul {p.size}x{p.size} through NumPy, {p.threads} BLAS thread(s): "
+            f"{p.gflops:.0f} GFLOP/s (median of {len(p.seconds)}; {p.blas})"
+            for p in self.peaks
+        ]
+        notes = [
+            "GFLOP: Conv/ConvTranspose/Gemm/MatMul of optimized.onnx at the input shape "
+            "(2 x MACs); GFLOP/s: that over the optimized median; % matmul: of the matmul rate "
+            "with the same thread count (over 100 % when ONNX Runtime's kernels use wider "
+            "vectors than the BLAS kernel NumPy picked, named above).",
+            f"Published: {self.published_source}; the first shipped model against Core ML FP16 "
+            "on the Neural Engine, not this machine's pair; MTCNN's is the whole detector.",
+        ]
+        lines += [textwrap.fill(note, 100, subsequent_indent="  ") for note in notes]
+        return "\n".join(lines) + "\n"
+
+
+def open_model_calls(directory: Path, model: str, backend: str, threads: int) -> ModelCalls:
+    """Open the baseline and optimized artifacts and the eager model of ``model``.
+
+    The input is the model's first realistic sample (the perf suite's), shaped as its
+    artifacts take it (one face, or P-Net's first 1080p pyramid level).
+
+    Args:
+        directory: the artifact folder.
+        model: the model's name.
+        backend: ONNX Runtime backend of the two artifacts (``ort-cpu`` ...).
+        threads: intra-op threads of the two sessions; PyTorch's are set by the caller.
+
+    Raises:
+        ArtifactError: an artifact is missing or changed, or the eager model cannot get the
+            weights the artifacts were built from.
+    """
+    spec = default_registry()[model]
+    sample = np.array(sample_batch(model)[:1])
+    baseline = open_runner(directory, model, "baseline", backend=backend, threads=threads)
+    optimized = open_runner(directory, model, "optimized", backend=backend, threads=threads)
+    eager, weights = open_eager_runner(directory, model)
+    optimized_file = artifact_path(directory, model, "optimized")
+    flops = count_flops(optimized_file, {spec.input_name: sample.shape}).flops
+    return ModelCalls(
+        model=model,
+        weights=weights,
+        input_shape=tuple(sample.shape),
+        flops=flops,
+        baseline=_call(baseline, sample),
+        optimized=_call(optimized, sample),
+        eager=_call(eager, sample),
+    )
+
+
+def open_eager_runner(directory: Path, model: str) -> tuple[Runner, str]:
+    """The PyTorch eager model with the weights the artifacts of ``directory`` were built from.
+
+    Returns the runner and its weights' label.
+
+    Raises:
+        ArtifactError: the artifacts were built from a real checkpoint that is not in
+            ``weights/`` any more, or is another file now.
+    """
+    spec = default_registry()[model]
+    recorded = read_manifest(directory).models[model].weights
+    policy = {"real": WeightPolicy.REAL, "surrogate": WeightPolicy.SURROGATE}.get(
+        recorded["kind"], WeightPolicy.AUTO
+    )
+    weights = resolve_weights(spec, policy, seed=recorded.get("seed", DEFAULT_SEED))
+    if recorded["kind"] == "real" and weights.source.detail["sha256"] != recorded["sha256"]:
+        raise ArtifactError(
+            f"{directory}: {model} was built from a checkpoint with sha256 "
+            f"{recorded['sha256'][:12]}, but weights/{recorded['file']} is another file now; "
+            "rebuild the artifacts"
+        )
+    label = weights.source.label()
+    return TorchRunner(weights.build_model(), spec, f"{model} ({label})"), label
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run PyTorch's intra-op pool with ``threads`` threads inside the block, then restore it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def models_in_order(names: Sequence[str]) -> list[str]:
+    """The models measured, in the registry's order (the README's tables' order)."""
+    order = default_registry().names()
+    return sorted(names, key=order.index)
+
+
+def _percent(gflops: float, peak: MatmulPeak | None) -> float | None:
+    return None if peak is None else 100 * gflops / peak.gflops
+
+
+def _call(runner: Runner, sample: np.ndarray) -> Callable[[], object]:
+    declared = runner.inputs[0]
+    feeds = {declared.name: sample.astype(declared.dtype)}
+    return lambda: runner.run(feeds)
+
+
+def _interval_json(interval: SpeedupInterval) -> dict[str, float]:
+    return {
+        "low": interval.low,
+        "point": interval.point,
+        "high": interval.high,
+        "confidence": interval.confidence,
+    }
+
+
+def _published_json(model: str) -> dict[str, object] | None:
+    figure = APPLE_SILICON.get(model)
+    if figure is None:
+        return None
+    return {
+        "subject": figure.subject,
+        "baseline": figure.baseline,
+        "optimised": figure.optimised,
+        "speedup": figure.speedup,
+        "how": figure.how,
+    }
+
+
+def _published_cell(model: str) -> str:
+    figure = APPLE_SILICON.get(model)
+    if figure is None:
+        return "-"
+    if model in _MTCNN:
+        return f"detector {figure.baseline.split(' (')[0]} -> {figure.optimised.split(' (')[0]}"
+    return figure.short()
+
+
+def _interval_text(interval: SpeedupInterval) -> str:
+    return f"{interval.point:.2f}x [{interval.low:.2f}, {interval.high:.2f}]"
+
+
+def _ms(value: float) -> str:
+    # About three significant digits: 190, 15.9, 7.29, 0.0812.
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _aligned(rows: list[tuple[str, ...]], right: range) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines

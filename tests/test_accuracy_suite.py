@@ -1,0 +1,105 @@
+"""The accuracy suite as its users run it (``pytest accuracy_tests --candidate DIR``), in a
+subprocess: an honest rebuild passes, a faulty candidate fails naming model, variant, fixture,
+metric, value and limit, and bad inputs give one clear message each."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from faceperf.accuracy.faults import FAULTS, build_candidate
+from faceperf.artifacts.build import BuildRequest, build_artifacts
+from faceperf.artifacts.layout import artifact_path
+from faceperf.artifacts.manifest import read_manifest, write_manifest
+from faceperf.models.registry import default_registry
+from faceperf.paths import repo_root
+
+pytestmark = pytest.mark.slow
+
+
+def _suite(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "accuracy_tests", "-m", "accuracy", "-q", "-rfs", *args],
+        cwd=repo_root(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def _copy(artifacts_dir: Path, target: Path, models: list[str]) -> Path:
+    manifest = read_manifest(artifacts_dir)
+    for model in models:
+        shutil.copytree(artifacts_dir / model, target / model)
+    kept = {m: manifest.models[m] for m in models}
+    write_manifest(target, dataclasses.replace(manifest, models=kept))
+    return target
+
+
+def test_artifacts_rebuilt_from_scratch_pass_the_suite(tmp_path):
+    out = tmp_path / "rebuild"
+    build_artifacts(BuildRequest(out=out, models=default_registry().names()))
+    run = _suite("--candidate", str(out))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert " passed" in run.stdout and "failed" not in run.stdout
+
+
+def test_a_faulty_candidate_fails_naming_what_where_and_by_how_much(artifacts_dir, tmp_path):
+    candidate = build_candidate(FAULTS["mtl_heads_swapped"], "mtl", artifacts_dir, tmp_path / "c")
+    run = _suite("--candidate", str(candidate.directory))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert (
+        "FAILED accuracy_tests/test_accuracy.py::test_accuracy[mtl-optimized-multitask]"
+        in run.stdout
+    )
+    # model, variant, fixture, metric, value, limit
+    assert "mtl optimized [all] emotion_agreement = " in run.stdout
+    assert "(limit >= 1)" in run.stdout
+    assert "mtl optimized [grace_hopper#0] au_max_abs = " in run.stdout
+    # The models the candidate lacks are skipped with the reason, not failed.
+    assert "has no retinaface: retinaface is not checked" in run.stdout
+
+
+def test_a_corrupt_artifact_is_one_clear_failure(artifacts_dir, tmp_path):
+    candidate = _copy(artifacts_dir, tmp_path / "c", ["star"])
+    path = artifact_path(candidate, "star", "optimized")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    run = _suite("--candidate", str(candidate), "-k", "star")
+    assert run.returncode == 1, run.stdout + run.stderr
+    failed = [line for line in run.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1, run.stdout
+    assert failed[0].startswith(
+        "FAILED accuracy_tests/test_accuracy.py::test_conformance[star-optimized]"
+    )
+    assert "optimized.onnx differs from its manifest sha256" in run.stdout
+    assert "star/optimized fails its file check" in run.stdout
+
+
+def test_references_from_other_weights_give_one_message_with_the_way_out(artifacts_dir, tmp_path):
+    candidate = _copy(artifacts_dir, tmp_path / "c", ["star"])
+    manifest = read_manifest(candidate)
+    manifest.models["star"].weights.clear()
+    manifest.models["star"].weights.update({"kind": "real", "sha256": "cd" * 32})
+    write_manifest(candidate, manifest)
+    run = _suite("--candidate", str(candidate), "-k", "star and not conformance")
+    assert run.returncode == 1, run.stdout + run.stderr
+    failed = [line for line in run.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and "test_references_match_the_weights[star]" in failed[0]
+    assert (
+        "star: references from surrogate seed 0, artifacts from real checkpoint sha256"
+        in run.stdout
+    )
+    assert "faceperf references build --artifacts" in run.stdout
+
+
+def test_a_malformed_tolerances_file_stops_the_run_at_collection(artifacts_dir, tmp_path):
+    bad = tmp_path / "tolerances.toml"
+    bad.write_text("[landmark]\nnme_max_pct = 0.5\n")
+    run = _suite("--artifacts", str(artifacts_dir), "--tolerances", str(bad))
+    assert run.returncode == pytest.ExitCode.USAGE_ERROR, run.stdout + run.stderr
+    assert f"{bad}: unknown section [landmark]" in run.stderr
