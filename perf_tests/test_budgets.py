@@ -14,6 +14,7 @@ import pytest
 from faceperf import fixture_faces
 from faceperf.bench.baseline_paths import budgets_path
 from faceperf.bench.budgets import Budget, load_budgets
+from faceperf.bench.canary import pedantic_with_canary
 from faceperf.bench.stage_report import STAGE_KEY, stage_record
 from faceperf.pipeline.face_mirror import FaceMirrorLoop
 from faceperf.pipeline.mtcnn_detector import OPENFACE_PRESET, MTCNNDetector
@@ -50,7 +51,7 @@ def _judge(benchmark, perf_profile, name: str, latency_ms: float) -> None:
 
 @pytest.mark.parametrize("model", ["star", "mtl"])
 def test_model_latency_within_budget(
-    benchmark, artifacts_dir, perf_profile, perf_threads, variant, model
+    benchmark, artifacts_dir, perf_profile, perf_threads, perf_canary, variant, model
 ):
     runner = open_runner(
         artifacts_dir, model, variant, backend=perf_profile.backend, threads=perf_threads
@@ -59,12 +60,14 @@ def test_model_latency_within_budget(
     feeds = {runner.inputs[0].name: sample}
     benchmark.group = f"{model} latency"
     benchmark.extra_info.update(model=model, variant=variant, executed_on=runner.executed_on)
-    benchmark.pedantic(runner.run, args=(feeds,), warmup_rounds=3, rounds=20)
+    pedantic_with_canary(benchmark, runner.run, (feeds,), rounds=20, canary=perf_canary)
     median_ms = 1e3 * benchmark.stats.stats.median if not benchmark.disabled else 0.0
     _judge(benchmark, perf_profile, f"{model} latency", median_ms)
 
 
-def test_mtcnn_1080p_throughput_within_budget(benchmark, artifacts_dir, perf_profile, variant):
+def test_mtcnn_1080p_throughput_within_budget(
+    benchmark, artifacts_dir, perf_profile, perf_canary, variant
+):
     detector = MTCNNDetector.from_artifacts(
         artifacts_dir, variant=variant, backend=perf_profile.backend, params=OPENFACE_PRESET
     )
@@ -74,7 +77,9 @@ def test_mtcnn_1080p_throughput_within_budget(benchmark, artifacts_dir, perf_pro
         return sum(len(detector.detect(frame)) for frame in frames)
 
     benchmark.group = "mtcnn 1080p throughput"
-    found = benchmark.pedantic(all_scenes, warmup_rounds=1, rounds=8)
+    found = pedantic_with_canary(
+        benchmark, all_scenes, rounds=8, warmup_rounds=1, canary=perf_canary
+    )
     # Every reference face of 60 px or more, and none the reference (min face 20) lacks.
     faces = [f for name in SCENES for f in fixture_faces.reference_faces(name)]
     large = sum(1 for f in faces if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= 60)
@@ -87,7 +92,7 @@ def test_mtcnn_1080p_throughput_within_budget(benchmark, artifacts_dir, perf_pro
 
 
 def test_face_mirror_pipeline_frame_rate(
-    benchmark, artifacts_dir, perf_profile, perf_threads, variant
+    benchmark, artifacts_dir, perf_profile, perf_threads, perf_canary, variant
 ):
     profiler = StageProfiler()
     loop = FaceMirrorLoop.from_artifacts(
@@ -110,7 +115,8 @@ def test_face_mirror_pipeline_frame_rate(
         profiler.reset()
         profiled.clear()
     benchmark.group = "pipeline frame rate"
-    assert benchmark.pedantic(clip, rounds=5) == len(frames)
+    done = pedantic_with_canary(benchmark, clip, rounds=5, warmup_rounds=0, canary=perf_canary)
+    assert done == len(frames)
     per_frame_ms = 1e3 * benchmark.stats.stats.median / len(frames) if not benchmark.disabled else 0
     benchmark.extra_info.update(
         frames_per_round=len(frames), fps=1e3 / per_frame_ms if per_frame_ms else None

@@ -1,4 +1,5 @@
-"""Steady-state latency and cold-load time of every ONNX artifact on ONNX Runtime CPU.
+"""Steady-state latency and cold-load time of every ONNX artifact on ONNX Runtime CPU, and of
+every Core ML artifact on Core ML (macOS).
 
 Budgets, baselines and the regression gate build on these benchmarks; here they measure and
 record (model, variant, weights, provider) with pytest-benchmark. `make test` runs them once each
@@ -12,7 +13,9 @@ import pytest
 
 from faceperf.artifacts.layout import ONNX_VARIANTS
 from faceperf.artifacts.manifest import read_manifest
+from faceperf.bench.canary import pedantic_with_canary
 from faceperf.models.registry import default_registry
+from faceperf.runtime.coreml_backend import coreml_unavailable_reason
 from faceperf.runtime.factory import open_runner
 from faceperf.sample_inputs import sample_batch
 
@@ -39,11 +42,13 @@ def _describe(benchmark, artifacts_dir, name: str, variant: str, executed_on) ->
 
 @pytest.mark.parametrize("variant", ONNX_VARIANTS)
 @pytest.mark.parametrize("name", MODELS)
-def test_steady_state_latency_ort_cpu(benchmark, artifacts_dir, perf_threads, name, variant):
+def test_steady_state_latency_ort_cpu(
+    benchmark, artifacts_dir, perf_threads, perf_canary, name, variant
+):
     runner = open_runner(artifacts_dir, name, variant, backend="ort-cpu", threads=perf_threads)
     feeds = _one_input(name)
     _describe(benchmark, artifacts_dir, name, variant, runner.executed_on)
-    outputs = benchmark.pedantic(runner.run, args=(feeds,), warmup_rounds=3, rounds=20)
+    outputs = pedantic_with_canary(benchmark, runner.run, (feeds,), rounds=20, canary=perf_canary)
     assert set(outputs) == set(default_registry()[name].output_names)
 
 
@@ -59,4 +64,44 @@ def test_cold_load_ort_cpu(benchmark, artifacts_dir, perf_threads, name, variant
         rounds=5,
     )
     _describe(benchmark, artifacts_dir, name, variant, runner.executed_on)
+    benchmark.group = f"{name} cold load"
+
+
+def _coreml_backend(perf_profile) -> str:
+    """--perf-backend when it names Core ML (with its compute units), else plain coreml."""
+    return perf_profile.backend if perf_profile.backend.startswith("coreml") else "coreml"
+
+
+@pytest.mark.coreml
+@pytest.mark.parametrize("name", MODELS)
+def test_steady_state_latency_coreml(benchmark, artifacts_dir, perf_profile, name):
+    reason = coreml_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    runner = open_runner(artifacts_dir, name, "coreml", backend=_coreml_backend(perf_profile))
+    feeds = {k: v.astype(np.float16) for k, v in _one_input(name).items()}
+    _describe(benchmark, artifacts_dir, name, "coreml", runner.executed_on)
+    runner.run(feeds)  # the first prediction specialises the model for its device: not steady
+    outputs = benchmark.pedantic(runner.run, args=(feeds,), warmup_rounds=3, rounds=20)
+    assert set(outputs) == set(default_registry()[name].output_names)
+
+
+@pytest.mark.coreml
+@pytest.mark.parametrize("name", MODELS)
+def test_first_load_coreml(benchmark, artifacts_dir, perf_profile, name):
+    # What a user waits for before the first answer: compiling the package, loading it, and the
+    # first prediction (device specialisation), reported apart from steady state.
+    reason = coreml_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    backend = _coreml_backend(perf_profile)
+    feeds = {k: v.astype(np.float16) for k, v in _one_input(name).items()}
+
+    def first_answer():
+        runner = open_runner(artifacts_dir, name, "coreml", backend=backend, verify=False)
+        runner.run(feeds)
+        return runner
+
+    runner = benchmark.pedantic(first_answer, rounds=3)
+    _describe(benchmark, artifacts_dir, name, "coreml", runner.executed_on)
     benchmark.group = f"{name} cold load"

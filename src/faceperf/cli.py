@@ -232,8 +232,16 @@ def _add_bench_commands(commands: argparse._SubParsersAction) -> None:
     update.add_argument(
         "--results",
         type=Path,
+        nargs="+",
         default=None,
-        help="store this results.json instead of running the suite",
+        help="pool these results.json files instead of running the suite",
+    )
+    update.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="perf runs to pool into the baseline (default 3: one run is one draw of a shared "
+        "machine's state)",
     )
     update.add_argument("--backend", default="ort-cpu")
     update.add_argument("--perf-profile", default=None)

@@ -42,12 +42,14 @@ def add_accuracy_commands(commands: argparse._SubParsersAction) -> None:
 
     accuracy = commands.add_parser("accuracy", help="check candidates against the references")
     sub = accuracy.add_subparsers(dest="accuracy_command", required=True)
-    check = sub.add_parser("check", help="every accuracy measurement of a candidate folder")
+    check = sub.add_parser("check", help="judge a candidate folder; exit 1 when a limit breaks")
     check.add_argument("--candidate", type=Path, default=None, help="default: weights/build")
     check.add_argument("--subjects", type=_subjects, default=None)
     check.add_argument("--variants", default=",".join(_VARIANTS[:2]))
     check.add_argument("--backend", default="ort-cpu", help="for the ONNX variants")
-    check.add_argument("--all", action="store_true", help="print passing measurements too")
+    check.add_argument(
+        "--all", action="store_true", help="every measurement, not only the worst per metric"
+    )
     faults = sub.add_parser("faults", help="build every catalogued fault and say what caught it")
     faults.add_argument("--artifacts", type=Path, default=None, help="default: weights/build")
     faults.add_argument("--subjects", type=_subjects, default=None)
@@ -77,6 +79,7 @@ def _references_build(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from faceperf.accuracy.compare import worst_by_metric
     from faceperf.accuracy.session import AccuracySession
 
     session = AccuracySession(args.candidate or default_artifacts_dir(), backend=args.backend)
@@ -87,12 +90,17 @@ def _check(args: argparse.Namespace) -> int:
             if result.skipped:
                 print(f"{subject} {variant}: skipped: {result.skipped}")
                 continue
-            failures = [m for m in result.measurements if not m.passed]
+            failures = result.failures
             failed |= bool(failures)
-            shown = result.measurements if args.all else failures
-            print(f"{subject} {variant}: {len(failures)} of {len(result.measurements)} fail")
+            measured = list(result.measurements)
+            shown = measured if args.all else worst_by_metric(measured)
+            print(
+                f"{subject} {variant}: {len(failures)} of {len(measured)} fail; worst per metric:"
+            )
             for measurement in shown:
                 print(f"  {measurement.describe()}")
+            for check, why in result.unjudged.items():
+                print(f"  {check}: not judged: {why}")
     return EXIT_FAILED if failed else EXIT_OK
 
 

@@ -13,8 +13,9 @@ from faceperf.bench.baseline_paths import baseline_path
 from faceperf.bench.errors import BaselineError
 from faceperf.bench.gate import GatePolicy, GateReport, compare_runs
 from faceperf.bench.hardware import detect_profile
+from faceperf.bench.pooling import pool_runs
 from faceperf.bench.report import ReportInputs, policy_from_budgets, write_report
-from faceperf.bench.storage import BenchmarkRun, load_run, save_run_json
+from faceperf.bench.storage import BenchmarkRun, load_run, parse_run, save_run_json
 from faceperf.errors import FaceperfError
 from faceperf.paths import repo_root
 
@@ -58,10 +59,39 @@ def _plain(report: GateReport) -> str:
 def baseline_update(args: argparse.Namespace) -> int:
     profile = detect_profile(args.backend, forced=args.perf_profile)
     target = args.out or baseline_path(profile.name)
-    if args.results is not None:
-        source = Path(args.results)
-    else:
-        source = Path(tempfile.mkdtemp(prefix="faceperf-baseline-")) / "results.json"
+    if args.runs < 1:
+        raise FaceperfError(f"--runs {args.runs}: expected at least 1")
+    sources = [Path(p) for p in args.results] if args.results else _fresh_runs(args)
+    documents = []
+    for source in sources:
+        run = load_run(source)  # validates before anything is replaced
+        if run.profile != profile.name and not args.allow_mismatch:
+            raise FaceperfError(
+                f"{source} was measured on {run.profile}, not {profile.name}; "
+                "pass --allow-mismatch to store it anyway"
+            )
+        if not run.benchmarks:
+            # An empty baseline would make the gate pass everything as "added".
+            raise FaceperfError(f"{source} measured no benchmarks; baseline left unchanged")
+        documents.append(json.loads(source.read_text()))
+    document = pool_runs(documents, [str(s) for s in sources])
+    run = parse_run(document, str(target))
+    previous = _previous_baseline(Path(target))
+    save_run_json(target, document)
+    print(
+        f"baseline for {run.profile} written to {target} ({len(run.benchmarks)} benchmarks, "
+        f"pooled from {len(sources)} run(s))"
+    )
+    if previous is not None:
+        print(_membership_changes(previous, run))
+    return 0
+
+
+def _fresh_runs(args: argparse.Namespace) -> list[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="faceperf-baseline-"))
+    sources = []
+    for index in range(args.runs):
+        source = folder / f"results{index}.json"
         command = [
             sys.executable,
             "-m",
@@ -75,27 +105,15 @@ def baseline_update(args: argparse.Namespace) -> int:
         ]
         if args.perf_profile:
             command.append(f"--perf-profile={args.perf_profile}")
-        print("running:", " ".join(command))
+        print(f"run {index + 1} of {args.runs}:", " ".join(command), flush=True)
         finished = subprocess.run(command, cwd=repo_root())
-        if finished.returncode not in (0, 5) or not source.exists():
+        # Exit 1 is a failed test (a budget, a speedup floor): the timings are still good.
+        if finished.returncode not in (0, 1, 5) or not source.exists():
             raise FaceperfError(
                 f"the perf run failed (exit {finished.returncode}); baseline left unchanged"
             )
-    run = load_run(source)  # validates before anything is replaced
-    if run.profile != profile.name and not args.allow_mismatch:
-        raise FaceperfError(
-            f"{source} was measured on {run.profile}, not {profile.name}; "
-            "pass --allow-mismatch to store it anyway"
-        )
-    if not run.benchmarks:
-        # An empty baseline would make the gate pass everything as "added".
-        raise FaceperfError(f"{source} measured no benchmarks; baseline left unchanged")
-    previous = _previous_baseline(Path(target))
-    save_run_json(target, json.loads(source.read_text()))
-    print(f"baseline for {run.profile} written to {target} ({len(run.benchmarks)} benchmarks)")
-    if previous is not None:
-        print(_membership_changes(previous, run))
-    return 0
+        sources.append(source)
+    return sources
 
 
 def _previous_baseline(target: Path) -> BenchmarkRun | None:

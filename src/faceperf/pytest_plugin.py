@@ -15,6 +15,7 @@ import pytest
 from _pytest.mark.expression import Expression
 
 from faceperf.bench.baseline_paths import baseline_path
+from faceperf.bench.canary import Canary
 from faceperf.bench.hardware import HardwareProfile, detect_profile
 from faceperf.bench.storage import faceperf_machine_info
 from faceperf.paths import repo_root
@@ -85,6 +86,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def perf_threads(request: pytest.FixtureRequest) -> int:
     """ONNX Runtime intra-op threads the perf tests give each session."""
     return request.config.getoption("--perf-threads")
+
+
+@pytest.fixture(scope="session")
+def perf_canary(perf_threads: int) -> Canary:
+    """The reference workload timed before every round of the gated benchmarks."""
+    return Canary(threads=perf_threads)
 
 
 @pytest.fixture(scope="session")

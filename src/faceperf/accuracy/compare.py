@@ -57,6 +57,16 @@ class Measurement:
         )
 
 
+def worst_by_metric(measurements: list[Measurement]) -> list[Measurement]:
+    """The worst measurement of each metric, in first-seen order: the margin to its limit."""
+    worst: dict[str, Measurement] = {}
+    for m in measurements:
+        seen = worst.get(m.metric)
+        if seen is None or (m.value < seen.value if m.limit.lower else m.value > seen.value):
+            worst[m.metric] = m
+    return list(worst.values())
+
+
 def unjudged_checks(reference: ReferenceSet) -> dict[str, str]:
     """Checks that say nothing about the weights the reference was built from, with why."""
     kinds = {entry.get("kind") for entry in reference.weights.values()}

@@ -25,7 +25,7 @@ from onnx import helper, numpy_helper
 
 from faceperf.accuracy import cases
 from faceperf.accuracy.cases import SUBJECT_MODELS, Candidate
-from faceperf.accuracy.compare import Measurement, compare
+from faceperf.accuracy.compare import Measurement, compare, worst_by_metric
 from faceperf.accuracy.references import ReferenceSet
 from faceperf.accuracy.tolerances import Tolerances
 from faceperf.artifacts.conformance import Finding, check_artifact
@@ -89,19 +89,11 @@ class FaultResult:
         parts = [f"conformance {f.check}: {f.message}" for f in self.findings]
         if self.error:
             parts.append(f"run refused: {self.error}")
-        seen: dict[str, Measurement] = {}
-        for m in self.failures:
-            if m.metric not in seen or _worse(m, seen[m.metric]):
-                seen[m.metric] = m
         parts += [
             f"{m.metric} {m.value:.4g}{m.limit.unit} (limit {m.limit.describe()}, {m.case})"
-            for m in seen.values()
+            for m in worst_by_metric(list(self.failures))
         ]
         return "; ".join(parts) if parts else "not caught"
-
-
-def _worse(a: Measurement, b: Measurement) -> bool:
-    return a.value < b.value if a.limit.lower else a.value > b.value
 
 
 # --- graph edits ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from faceperf.accuracy.tolerances import Tolerances, load_tolerances
 from faceperf.artifacts.conformance import Finding, check_artifact
 from faceperf.artifacts.manifest import Manifest, read_manifest
 from faceperf.models.registry import default_registry
+from faceperf.runtime.backends import parse_backend
 
 COREML_VARIANT = "coreml"
 
@@ -119,12 +120,21 @@ class AccuracySession:
             self._results[key] = self._judge(subject, variant)
         return self._results[key]
 
+    def _backend_for(self, variant: str) -> str:
+        """The session's backend where it fits the variant's format, else that format's default:
+        ``--accuracy-backend coreml:CPU_ONLY`` runs the mlpackage on the CPU and the ONNX
+        variants on ONNX Runtime CPU."""
+        coreml = parse_backend(self.backend).is_coreml
+        if variant == COREML_VARIANT:
+            return self.backend if coreml else "coreml"
+        return "ort-cpu" if coreml else self.backend
+
     def _judge(self, subject: str, variant: str) -> SubjectResult:
         reason = self.skip_reason(subject, variant)
         if reason:
             return SubjectResult(subject, variant, skipped=reason)
         reference = self.reference(subject)
-        backend = "coreml" if variant == COREML_VARIANT else self.backend
+        backend = self._backend_for(variant)
         candidate = Candidate(self.candidate, variant, backend, self.threads)
         outputs = run_subject(subject, candidate)
         measurements = compare(subject, variant, reference, outputs, self.tolerances)

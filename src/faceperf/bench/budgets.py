@@ -50,7 +50,7 @@ from faceperf.bench.storage import find_by_benchmark_name
 DEFAULT_REGRESSION_THRESHOLD = 0.10
 
 # [[computeplan]] entries (Core ML placement floors) are checked by faceperf.coreml.plan_budgets.
-_TOP_KEYS = ("defaults", "thresholds", "budget", "speedup_floor", "computeplan")
+_TOP_KEYS = ("defaults", "thresholds", "not_gated", "budget", "speedup_floor", "computeplan")
 _DEFAULTS_KEYS = ("regression_threshold",)
 _BUDGET_KEYS = ("profile", "benchmark", "max_ms", "min_fps", "reason")
 _FLOOR_KEYS = ("profile", "model", "measure", "floor", "reason")
@@ -174,6 +174,7 @@ class Budgets:
         thresholds: benchmark name (full or short) → regression threshold.
         budgets: the latency / frame-rate budgets, in file order.
         speedup_floors: the optimized-vs-baseline speedup floors, in file order.
+        not_gated: benchmark name or ``*`` pattern → why the gate reports it but never judges it.
     """
 
     source: str
@@ -181,6 +182,7 @@ class Budgets:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     budgets: tuple[Budget, ...] = ()
     speedup_floors: tuple[SpeedupFloor, ...] = ()
+    not_gated: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_threshold("default_threshold", self.default_threshold)
@@ -189,6 +191,7 @@ class Budgets:
         object.__setattr__(self, "thresholds", MappingProxyType(dict(self.thresholds)))
         object.__setattr__(self, "budgets", tuple(self.budgets))
         object.__setattr__(self, "speedup_floors", tuple(self.speedup_floors))
+        object.__setattr__(self, "not_gated", MappingProxyType(dict(self.not_gated)))
 
     def threshold_for(self, benchmark_name: str) -> float:
         """The regression threshold of a benchmark: its override, else the default.
@@ -274,9 +277,15 @@ def _parse(document: dict[str, object], source: str) -> Budgets:
     thresholds = _table(document, "thresholds", source)
     for name, value in thresholds.items():
         _wrap(_check_threshold, source, f"[thresholds] {name!r}", value)
+    not_gated = _table(document, "not_gated", source)
+    for name, why in not_gated.items():
+        if not isinstance(why, str) or not why.strip():
+            raise BudgetsError(
+                f"{source}: [not_gated] {name!r} = {why!r}: expected the reason, a non-empty string"
+            )
     budgets = _budgets(document.get("budget", []), source)
     floors = _speedup_floors(document.get("speedup_floor", []), source)
-    return Budgets(source, default_threshold, thresholds, budgets, floors)
+    return Budgets(source, default_threshold, thresholds, budgets, floors, not_gated)
 
 
 def _budgets(entries: object, source: str) -> tuple[Budget, ...]:

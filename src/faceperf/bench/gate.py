@@ -28,6 +28,7 @@ from types import MappingProxyType
 import numpy as np
 from scipy.stats import mannwhitneyu
 
+from faceperf.bench.canary import CANARY_KEY, canary_ratios
 from faceperf.bench.errors import ProfileMismatchError
 from faceperf.bench.storage import BenchmarkRun, BenchmarkSamples, find_by_benchmark_name
 
@@ -43,6 +44,7 @@ class Verdict(Enum):
     IMPROVEMENT = "improvement"
     UNCHANGED = "unchanged"
     ACCEPTED = "accepted"  # a regression a reviewer accepted, with a reason
+    NOT_GATED = "not gated"  # measured and shown, never a regression (budgets.toml says why)
     ADDED = "added"  # only in the current run
     REMOVED = "removed"  # only in the baseline
 
@@ -57,6 +59,7 @@ class GatePolicy:
         alpha: significance level of the one-sided Mann-Whitney U test.
         allow_mismatch: compare runs of different profiles or runtime versions anyway.
         accepted: benchmark name → why its regression is accepted (reviewed, e.g. in the PR).
+        not_gated: benchmark name or pattern → why it is reported but never judged.
         min_samples: fewer samples than this on either side → unstable, never a regression.
         max_spread: interquartile range over median at or above this → unstable.
     """
@@ -66,6 +69,7 @@ class GatePolicy:
     alpha: float = 0.01
     allow_mismatch: bool = False
     accepted: Mapping[str, str] = field(default_factory=dict)
+    not_gated: Mapping[str, str] = field(default_factory=dict)
     min_samples: int = 5
     max_spread: float = 0.10
 
@@ -84,6 +88,7 @@ class GatePolicy:
                 raise ValueError(f"accepted regression of {name}: a reason is required")
         object.__setattr__(self, "thresholds", MappingProxyType(dict(self.thresholds)))
         object.__setattr__(self, "accepted", MappingProxyType(dict(self.accepted)))
+        object.__setattr__(self, "not_gated", MappingProxyType(dict(self.not_gated)))
 
     def threshold_for(self, name: str) -> float:
         """The regression threshold of a benchmark (its override, else the default)."""
@@ -103,7 +108,8 @@ class GateRow:
         verdict: see :class:`Verdict`.
         threshold: the relative change that counted as large for this benchmark.
         baseline_median_s, current_median_s: medians in seconds (None on the side it is absent).
-        change: current median / baseline median − 1 (None for added / removed).
+        change: current median / baseline median − 1 (None for added / removed); of the
+            round / canary ratios when both runs recorded a canary (bench/canary.py).
         p_value: one-sided Mann-Whitney U p-value in the direction of the change (None for
             added / removed).
         n_baseline, n_current: sample counts.
@@ -312,12 +318,24 @@ def _row(
             n_baseline=0 if base is None else len(base.samples_s),
             n_current=0 if cur is None else len(cur.samples_s),
         )
-    change = cur.median_s / base.median_s - 1.0
     warnings = _row_warnings(base, cur, policy)
     enough = min(len(base.samples_s), len(cur.samples_s)) >= policy.min_samples
+    before, after = base.samples_s, cur.samples_s
+    machine = ""
+    base_ratios = canary_ratios(base.samples_s, base.extra_info.get(CANARY_KEY))
+    cur_ratios = canary_ratios(cur.samples_s, cur.extra_info.get(CANARY_KEY))
+    if base_ratios and cur_ratios:
+        # Judge round / canary: what the machine did between the runs cancels out.
+        before, after = base_ratios, cur_ratios
+        drift = float(
+            np.median(cur.extra_info[CANARY_KEY]) / np.median(base.extra_info[CANARY_KEY])
+        )
+        raw = cur.median_s / base.median_s - 1.0
+        machine = f"judged against the canary (machine {drift - 1.0:+.0%}, raw {raw:+.1%})"
+    change = float(np.median(after) / np.median(before)) - 1.0
     # Test in the direction the medians moved; the other direction's p-value is not informative.
     alternative = "greater" if change >= 0 else "less"
-    p_value = _mann_whitney(cur.samples_s, base.samples_s, alternative)
+    p_value = _mann_whitney(after, before, alternative)
     significant = enough and p_value < policy.alpha
     verdict = Verdict.UNCHANGED
     if significant and change > threshold:
@@ -326,12 +344,17 @@ def _row(
         verdict = Verdict.IMPROVEMENT
     note = ""
     reason = policy.accepted_reason(name)
-    if reason is not None:
+    ungated = find_by_benchmark_name(policy.not_gated, name)
+    if ungated is not None:
+        verdict, note = Verdict.NOT_GATED, ungated
+        machine = ""
+    elif reason is not None:
         if verdict is Verdict.REGRESSION:
             verdict, note = Verdict.ACCEPTED, reason
         else:
             # Keep the stale entry visible so it gets removed before it hides a future regression.
             note = f"listed as accepted but did not regress ({reason})"
+    note = "; ".join(part for part in (note, machine) if part)
     return GateRow(
         name=name,
         verdict=verdict,

@@ -99,9 +99,10 @@ def detect_profile(
         forced: a profile name to use instead of the detected one (``--perf-profile``).
     """
     facts = facts or probe_system()
-    if backend not in RUNTIMES:
+    base = backend.partition(":")[0]  # coreml:CPU_ONLY runs on coremltools like coreml
+    if base not in RUNTIMES:
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(RUNTIMES)}")
-    runtime = RUNTIMES[backend]
+    runtime = RUNTIMES[base]
     version = metadata.version(runtime)
     machine_class, reasons = _machine_class(facts)
     reasons.append(f"backend {backend} runs on {runtime} {version}")

@@ -39,6 +39,7 @@ def policy_from_budgets(
     return GatePolicy(
         default_threshold=budgets.default_threshold,
         thresholds=budgets.thresholds,
+        not_gated=budgets.not_gated,
         allow_mismatch=allow_mismatch,
         accepted=accepted or {},
     )

@@ -21,6 +21,7 @@ import json
 import math
 import numbers
 import os
+import re
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -156,18 +157,29 @@ def short_name(fullname: str) -> str:
 
 
 def find_by_benchmark_name(table: Mapping[str, V], fullname: str) -> V | None:
-    """Look a benchmark up in a table keyed by full or short name (the full name wins).
+    """Look a benchmark up in a table keyed by full or short name, or by a ``*`` pattern.
 
     Reviewed files (budgets, accepted regressions) name benchmarks the way pytest-benchmark's
     table shows them, ``test_x[params]``; runs store the fullname with its path. Both must work.
+    A key with ``*`` (any run of characters; nothing else is special, so the brackets of
+    parametrised names stay literal) matches short names; an exact name beats any pattern and
+    the longest matching pattern wins.
 
     Args:
-        table: benchmark name → value.
+        table: benchmark name or pattern → value.
         fullname: the benchmark's fullname, as in :attr:`BenchmarkSamples.name`.
     """
     if fullname in table:
         return table[fullname]
-    return table.get(short_name(fullname))
+    short = short_name(fullname)
+    if short in table:
+        return table[short]
+    matching = [key for key in table if "*" in key and _pattern(key).fullmatch(short)]
+    return table[max(matching, key=len)] if matching else None
+
+
+def _pattern(key: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in key.split("*")))
 
 
 def parse_run(document: object, source: str) -> BenchmarkRun:

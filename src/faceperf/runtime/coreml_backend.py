@@ -10,9 +10,8 @@ import numpy as np
 
 from faceperf.artifacts.manifest import TensorInfo
 from faceperf.errors import ArtifactError, BackendUnavailableError
+from faceperf.runtime.backends import COMPUTE_UNITS
 from faceperf.runtime.base import Runner, check_declared
-
-COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
 
 
 def coreml_unavailable_reason() -> str | None:

@@ -8,11 +8,12 @@ from faceperf.artifacts.layout import artifact_path
 from faceperf.artifacts.manifest import read_manifest
 from faceperf.errors import ArtifactError, BackendUnavailableError
 from faceperf.fileio import sha256_path
+from faceperf.runtime.backends import ORT_COREML_UNITS, parse_backend
 from faceperf.runtime.base import Runner
 from faceperf.runtime.coreml_backend import CoreMLRunner
 from faceperf.runtime.onnxruntime_backend import PROVIDERS, OrtRunner
 
-BACKENDS = (*PROVIDERS, "coreml")
+BACKENDS = (*PROVIDERS, "coreml")  # each of ort-coreml and coreml also takes :UNITS
 
 
 def open_runner(
@@ -29,10 +30,13 @@ def open_runner(
         directory: an artifact folder in the contract's layout.
         model: model name (``star``, ``mtcnn_pnet`` ...).
         variant: ``baseline``, ``optimized``, ``optimized_fp16`` or ``coreml``.
-        backend: ``ort-cpu``, ``ort-coreml``, ``ort-cuda`` (ONNX files) or ``coreml`` (mlpackage).
+        backend: ``ort-cpu``, ``ort-coreml``, ``ort-cuda`` (ONNX files) or ``coreml`` (mlpackage);
+            ``coreml`` and ``ort-coreml`` take compute units as ``coreml:CPU_ONLY`` (see
+            ``runtime.backends``).
         threads: intra-op threads for ONNX Runtime.
         verify: refuse a file whose sha256 differs from its manifest record.
     """
+    choice = parse_backend(backend)
     record = read_manifest(directory).record(model, variant)
     path = artifact_path(directory, model, variant)
     if not path.exists():
@@ -43,13 +47,23 @@ def open_runner(
             "(rebuild with `faceperf artifacts build`)"
         )
     if record.format == "mlpackage":
-        if backend != "coreml":
+        if not choice.is_coreml:
             raise BackendUnavailableError(
                 f"{path}: an mlpackage runs on the coreml backend, not {backend}"
             )
-        return CoreMLRunner(path, record.inputs, record.outputs)
-    if backend not in PROVIDERS:
+        return CoreMLRunner(path, record.inputs, record.outputs, compute_units=choice.units)
+    if choice.base not in PROVIDERS:
         raise BackendUnavailableError(
             f"{path}: an ONNX file runs on {', '.join(PROVIDERS)}, not {backend}"
         )
-    return OrtRunner(path, record.inputs, record.outputs, backend=backend, threads=threads)
+    options = (
+        {"MLComputeUnits": ORT_COREML_UNITS[choice.compute_units]} if choice.compute_units else None
+    )
+    return OrtRunner(
+        path,
+        record.inputs,
+        record.outputs,
+        backend=choice.base,
+        threads=threads,
+        provider_options=options,
+    )
