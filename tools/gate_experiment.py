@@ -52,10 +52,14 @@ def _cost(args: argparse.Namespace) -> None:
 
 def _pytest(out: Path, artifacts: Path | None, extra: list[str]) -> int:
     command = [sys.executable, "-m", "pytest", "-m", "perf", "-q", "--perf-no-gate"]
-    command += ["--benchmark-json", str(out), *extra]
+    # One token each: pytest takes a bare path argument for a test path and roots itself there.
+    command += [f"--benchmark-json={out}", *extra]
     if artifacts is not None:
-        command += ["--artifacts", str(artifacts)]
-    return subprocess.run(command, cwd=repo_root(), capture_output=True).returncode
+        command.append(f"--artifacts={artifacts}")
+    finished = subprocess.run(command, cwd=repo_root(), capture_output=True, text=True)
+    if finished.returncode not in (0, 1):
+        print((finished.stdout + finished.stderr)[-2000:], file=sys.stderr)
+    return finished.returncode
 
 
 def _runs(args: argparse.Namespace, artifacts: Path | None = None, stem: str = "run") -> None:

@@ -29,7 +29,8 @@ def widest_feature_map(model: onnx.ModelProto) -> tuple[str, int]:
     best, best_size, channels = None, 0, 0
     for info in inferred.graph.value_info:
         tensor_type = info.type.tensor_type
-        dims = [d.dim_value for d in tensor_type.shape.dim]
+        # A dynamic axis (batch) counts as 1: the cost per sample is what ranks the maps.
+        dims = [d.dim_value if d.HasField("dim_value") else 1 for d in tensor_type.shape.dim]
         if len(dims) == 4 and all(dims) and tensor_type.elem_type == onnx.TensorProto.FLOAT:
             size = int(np.prod(dims)) * dims[1]
             if size > best_size:

@@ -1,0 +1,79 @@
+"""Baselines pooled from several runs: every sample kept, statistics recomputed, one profile."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import numpy as np
+import pytest
+
+from faceperf.bench.canary import CANARY_KEY
+from faceperf.bench.errors import BaselineError
+from faceperf.bench.pooling import pool_runs
+from faceperf.bench.storage import parse_run
+from faceperf.cli import main
+
+NAME = "perf_tests/test_latency.py::test_steady_state_latency_ort_cpu[star-optimized]"
+OTHER = "perf_tests/test_latency.py::test_steady_state_latency_ort_cpu[mtl-optimized]"
+
+
+def _document(seed: int, median_s: float = 0.2, profile: str = "p/ort-cpu", names=(NAME,)):
+    rng = np.random.default_rng(seed)
+    benchmarks = []
+    for name in names:
+        data = (median_s * np.exp(rng.normal(0, 0.02, 20))).tolist()
+        benchmarks.append(
+            {
+                "group": "g",
+                "name": name.split("::")[-1],
+                "fullname": name,
+                "extra_info": {CANARY_KEY: [0.004] * 20},
+                "stats": {"rounds": 20, "iterations": 1, "data": data, "median": 0.0},
+            }
+        )
+    return {
+        "machine_info": {
+            "faceperf": {"profile": profile, "runtime_versions": {"onnxruntime": "1"}}
+        },
+        "benchmarks": benchmarks,
+    }
+
+
+def test_pooling_keeps_every_sample_and_pulse_and_recomputes_the_summary():
+    docs = [_document(1, 0.20), _document(2, 0.22), _document(3, 0.24)]
+    pooled = pool_runs(docs, ["a", "b", "c"])
+    (entry,) = pooled["benchmarks"]
+    data = [x for d in docs for x in d["benchmarks"][0]["stats"]["data"]]
+    assert entry["stats"]["data"] == data
+    assert entry["stats"]["rounds"] == 60
+    assert entry["stats"]["median"] == pytest.approx(statistics.median(data))
+    assert len(entry["extra_info"][CANARY_KEY]) == 60
+    assert entry["extra_info"]["pooled_runs"] == 3
+    assert len(parse_run(pooled, "pooled").benchmarks[NAME].samples_s) == 60
+    assert docs[0]["benchmarks"][0]["stats"]["rounds"] == 20  # the inputs are not changed
+
+
+def test_a_benchmark_missing_from_a_run_pools_what_there_is():
+    pooled = pool_runs([_document(1, names=(NAME, OTHER)), _document(2)], ["a", "b"])
+    rounds = {e["fullname"]: e["stats"]["rounds"] for e in pooled["benchmarks"]}
+    assert rounds == {NAME: 40, OTHER: 20}
+
+
+def test_runs_of_different_profiles_do_not_pool():
+    with pytest.raises(BaselineError, match="only runs of one profile and runtime pool"):
+        pool_runs([_document(1), _document(2, profile="q/ort-cpu")], ["a", "b"])
+
+
+def test_baseline_update_pools_the_given_results(tmp_path, capsys):
+    paths = []
+    for seed in range(3):
+        path = tmp_path / f"r{seed}.json"
+        path.write_text(json.dumps(_document(seed)))
+        paths.append(str(path))
+    out = tmp_path / "baseline.json"
+    argv = ["baseline", "update", "--perf-profile", "p/ort-cpu", "--out", str(out), "--results"]
+    assert main([*argv, *paths]) == 0
+    assert "pooled from 3 run(s)" in capsys.readouterr().out
+    stored = json.loads(out.read_text())
+    assert stored["benchmarks"][0]["stats"]["rounds"] == 60
