@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 
 import numpy as np
 import pytest
+from fake_time import FakeTime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,29 +16,6 @@ from faceperf.bench.interleaved import (
     measure_interleaved,
     speedup_interval,
 )
-
-
-class FakeTime:
-    """A clock that only moves when a fake workload says how long it took."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.reads = 0
-        self.calls: list[str] = []
-
-    def clock(self) -> float:
-        self.reads += 1
-        return self.now
-
-    def workload(self, name: str, durations: Iterable[float]):
-        """A callable that logs its name and advances the clock by the next duration."""
-        durations = iter(durations)
-
-        def run() -> None:
-            self.calls.append(name)
-            self.now += next(durations)
-
-        return run
 
 
 def test_abba_order_and_exact_durations() -> None:

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from fake_time import FakeTime
 
 from faceperf.bench import model_speedups
 from faceperf.bench.flops import count_flops
@@ -26,26 +27,6 @@ from faceperf.bench.model_speedups import (
 )
 from faceperf.cli import main
 from faceperf.errors import ArtifactError
-
-
-class FakeTime:
-    """A clock that moves only when a fake workload says how long it took."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.calls: list[str] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def workload(self, name: str, durations: Iterable[float]):
-        durations = iter(durations)
-
-        def run() -> None:
-            self.calls.append(name)
-            self.now += next(durations)
-
-        return run
 
 
 def _wobble(ms: float) -> Iterable[float]:

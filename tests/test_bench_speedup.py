@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable
 
 import pytest
+from fake_time import FakeTime
 
 from faceperf.bench.budgets import SpeedupFloor
 from faceperf.bench.interleaved import InterleavedSamples
@@ -24,26 +24,6 @@ from faceperf.bench.speedup import (
 from faceperf.bench.storage import BenchmarkRun, BenchmarkSamples
 
 PROFILE = "linux-x86_64-avx512-2core/ort-cpu"
-
-
-class FakeTime:
-    """A clock that moves only when a fake workload says how long it took."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.calls: list[str] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def workload(self, name: str, durations: Iterable[float]):
-        durations = iter(durations)
-
-        def run() -> None:
-            self.calls.append(name)
-            self.now += next(durations)
-
-        return run
 
 
 def test_each_call_is_one_abba_block_and_every_duration_is_kept():

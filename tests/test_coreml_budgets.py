@@ -78,7 +78,7 @@ reason = "as many literal characters as apple-m1*: a tie where both match"
         (("min_ane_coverage = 0.9965", "min_ane_coverage = true"), "min_ane_coverage = True"),
         (("max_partitions = 5", "max_partitions = 0"), "max_partitions = 0: expected a whole"),
         (("max_partitions = 5", "max_partitions = 2.5"), "max_partitions = 2.5"),
-        (('reason = "published: 99.7 % of 659 ops"', ""), "missing 'reason' (where do"),
+        (('reason = "published: 99.7 % of 659 ops"', ""), "missing 'reason' (why this"),
         (('model = "star"', ""), "[[computeplan]] #1: missing 'model'"),
         (("max_partitions = 5", "max_partition = 5"), "unknown key 'max_partition'"),
         (

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from faceperf.cli_args import model_list
 from faceperf.errors import FaceperfError
 from faceperf.paths import default_artifacts_dir
 
@@ -25,20 +26,6 @@ _PIPELINE_COMMANDS = {
     "bench-mtcnn": "bench_mtcnn",
     "video": "video_make",
 }
-
-
-def _model_list(text: str) -> list[str]:
-    from faceperf.models.registry import default_registry
-
-    registry = default_registry()
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in registry]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown model(s) {', '.join(unknown) or text!r}; expected a comma-separated list "
-            f"of: {', '.join(registry.names())}"
-        )
-    return names
 
 
 def _weight_policy(text: str):  # -> WeightPolicy, imported lazily to keep --help fast
@@ -60,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     build = artifact_commands.add_parser("build", help="export every model in every variant")
     build.add_argument(
         "--models",
-        type=_model_list,
+        type=model_list,
         default=None,
         help="comma-separated models to (re)build (default: all)",
     )
@@ -124,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = surrogate_commands.add_parser(
         "calibrate", help="recompute and store the committed surrogate calibration files"
     )
-    calibrate.add_argument("--models", type=_model_list, default=None)
+    calibrate.add_argument("--models", type=model_list, default=None)
     calibrate.add_argument("--seed", type=int, default=0)
     return parser
 

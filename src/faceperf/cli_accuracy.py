@@ -12,23 +12,20 @@ import sys
 import tempfile
 from pathlib import Path
 
+from faceperf.cli_args import comma_list
 from faceperf.paths import default_artifacts_dir
 
 EXIT_OK, EXIT_FAILED = 0, 1
 _VARIANTS = ("optimized", "optimized_fp16", "coreml")
 
 
-def _subjects(text: str) -> list[str]:
+def _subject_names() -> tuple[str, ...]:
     from faceperf.accuracy.cases import SUBJECTS
 
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SUBJECTS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown subject(s) {', '.join(unknown) or text!r}; expected a comma-separated "
-            f"list of: {', '.join(SUBJECTS)}"
-        )
-    return names
+    return SUBJECTS
+
+
+_subjects = comma_list("subject", _subject_names)
 
 
 def add_accuracy_commands(commands: argparse._SubParsersAction) -> None:

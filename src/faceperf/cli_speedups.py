@@ -14,6 +14,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from faceperf.cli_args import model_list
 from faceperf.paths import default_artifacts_dir
 
 _VERSIONED = ("onnxruntime", "torch", "numpy")
@@ -32,20 +33,6 @@ def _count(minimum: int):
     return parse
 
 
-def _models(text: str) -> list[str]:
-    from faceperf.models.registry import default_registry
-
-    known = default_registry().names()
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown model(s) {', '.join(unknown) if unknown else repr(text)}; "
-            f"expected some of: {', '.join(known)}"
-        )
-    return names
-
-
 def add_bench_commands(commands: argparse._SubParsersAction) -> None:
     """Add ``faceperf bench speedups`` to the top-level subcommands."""
     bench = commands.add_parser("bench", help="measurements beyond the perf suite")
@@ -62,7 +49,7 @@ def add_bench_commands(commands: argparse._SubParsersAction) -> None:
         help="intra-op threads of ONNX Runtime and PyTorch (default 1, as the perf suite)",
     )
     speedups.add_argument("--json", action="store_true", help="print everything as JSON")
-    speedups.add_argument("--models", type=_models, default=None, help="comma-separated models")
+    speedups.add_argument("--models", type=model_list, default=None, help="comma-separated models")
     speedups.add_argument(
         "--rounds", type=_count(2), default=20, help="interleaved rounds per pair (default 20)"
     )

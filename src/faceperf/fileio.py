@@ -76,3 +76,22 @@ def replace_tree(staging: Path, target: Path) -> None:
     os.replace(staging, target)
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
+
+
+def read_json(path: Path, what: str, error: type[Exception]) -> object:
+    """The decoded JSON document at ``path``; ``error`` with a one-line message naming the
+    file when it is missing, unreadable or not JSON.
+
+    Args:
+        path: the file.
+        what: what the file is, for the message ("compute plan file").
+        error: the exception type the caller's users expect.
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON ({exc})") from None

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -46,6 +46,8 @@ from typing import TypeVar
 
 from faceperf.bench.errors import BudgetsError
 from faceperf.bench.storage import find_by_benchmark_name
+
+_E = TypeVar("_E")
 
 DEFAULT_REGRESSION_THRESHOLD = 0.10
 
@@ -289,63 +291,84 @@ def _parse(document: dict[str, object], source: str) -> Budgets:
 
 
 def _budgets(entries: object, source: str) -> tuple[Budget, ...]:
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise BudgetsError(f"{source}: 'budget' must be an array of tables ([[budget]] entries)")
-    budgets: list[Budget] = []
-    seen: set[tuple[str, str]] = set()
-    for index, entry in enumerate(entries, start=1):
-        where = f"[[budget]] #{index}"
-        if isinstance(entry.get("benchmark"), str):
-            where += f" ({entry['benchmark']!r})"
-        _check_keys(entry, _BUDGET_KEYS, source, where)
-        if "reason" not in entry:
-            raise BudgetsError(f"{source}: {where}: missing 'reason' (why this budget?)")
-        for key in ("profile", "benchmark"):
-            if key not in entry:
-                raise BudgetsError(f"{source}: {where}: missing {key!r}")
-        try:
-            budget = Budget(**entry)
-        except ValueError as exc:
-            raise BudgetsError(f"{source}: {where}: {exc}") from None
-        if (budget.profile, budget.benchmark) in seen:
-            raise BudgetsError(
-                f"{source}: {where}: a second budget for profile {budget.profile!r} and "
-                f"benchmark {budget.benchmark!r}"
-            )
-        seen.add((budget.profile, budget.benchmark))
-        budgets.append(budget)
-    return tuple(budgets)
+    return parse_entries(
+        entries,
+        source,
+        EntryRules("budget", "budget", _BUDGET_KEYS, ("reason", "profile", "benchmark")),
+        Budget,
+        identity=lambda b: f"profile {b.profile!r} and benchmark {b.benchmark!r}",
+        label=lambda e: f"{e['benchmark']!r}" if isinstance(e.get("benchmark"), str) else "",
+    )
 
 
 def _speedup_floors(entries: object, source: str) -> tuple[SpeedupFloor, ...]:
+    return parse_entries(
+        entries,
+        source,
+        EntryRules("speedup_floor", "floor", _FLOOR_KEYS, _FLOOR_KEYS),
+        SpeedupFloor,
+        identity=lambda f: f"profile {f.profile!r}, model {f.model!r} and measure {f.measure!r}",
+        label=lambda e: (
+            f"{e['model']!r} {e.get('measure', '?')}" if isinstance(e.get("model"), str) else ""
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class EntryRules:
+    """How the entries of one ``[[table]]`` array are checked.
+
+    Args:
+        table: the TOML array's name (``budget``, ``speedup_floor``, ``computeplan``).
+        noun: what one entry is called in messages ("a second budget for ...").
+        keys: every key an entry may have.
+        required: the keys it must have, checked in this order.
+    """
+
+    table: str
+    noun: str
+    keys: tuple[str, ...]
+    required: tuple[str, ...]
+
+
+def parse_entries(
+    entries: object,
+    source: str,
+    rules: EntryRules,
+    build: Callable[..., _E],
+    identity: Callable[[_E], str],
+    label: Callable[[dict], str],
+) -> tuple[_E, ...]:
+    """The entries of a ``[[table]]`` array, each built by ``build`` from its keys.
+
+    Unknown and missing keys, values ``build`` refuses (ValueError) and two entries with the
+    same ``identity`` are BudgetsErrors naming the file and the entry (``#index (label)``).
+    """
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise BudgetsError(
-            f"{source}: 'speedup_floor' must be an array of tables ([[speedup_floor]] entries)"
+            f"{source}: {rules.table!r} must be an array of tables ([[{rules.table}]] entries)"
         )
-    floors: list[SpeedupFloor] = []
-    seen: set[tuple[str, str, str]] = set()
+    built: list[_E] = []
+    seen: set[str] = set()
     for index, entry in enumerate(entries, start=1):
-        where = f"[[speedup_floor]] #{index}"
-        if isinstance(entry.get("model"), str):
-            where += f" ({entry['model']!r} {entry.get('measure', '?')})"
-        _check_keys(entry, _FLOOR_KEYS, source, where)
-        for key in _FLOOR_KEYS:
+        named = label(entry)
+        where = f"[[{rules.table}]] #{index}" + (f" ({named})" if named else "")
+        _check_keys(entry, rules.keys, source, where)
+        for key in rules.required:
             if key not in entry:
-                why = " (why this floor?)" if key == "reason" else ""
-                raise BudgetsError(f"{source}: {where}: missing {key!r}{why}")
+                why = f" (why this {rules.noun}? where do its numbers come from?)"
+                raise BudgetsError(
+                    f"{source}: {where}: missing {key!r}{why if key == 'reason' else ''}"
+                )
         try:
-            floor = SpeedupFloor(**entry)
+            item = build(**entry)
         except ValueError as exc:
             raise BudgetsError(f"{source}: {where}: {exc}") from None
-        key = (floor.profile, floor.model, floor.measure)
-        if key in seen:
-            raise BudgetsError(
-                f"{source}: {where}: a second floor for profile {floor.profile!r}, model "
-                f"{floor.model!r} and measure {floor.measure!r}"
-            )
-        seen.add(key)
-        floors.append(floor)
-    return tuple(floors)
+        if identity(item) in seen:
+            raise BudgetsError(f"{source}: {where}: a second {rules.noun} for {identity(item)}")
+        seen.add(identity(item))
+        built.append(item)
+    return tuple(built)
 
 
 def _table(document: dict[str, object], key: str, source: str) -> dict[str, object]:

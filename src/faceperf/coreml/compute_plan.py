@@ -19,7 +19,6 @@ Const ops have no device (``preferred`` null): Core ML folds them into the ops t
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -28,7 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from faceperf.coreml.errors import ComputePlanError
-from faceperf.fileio import atomic_write_json
+from faceperf.fileio import atomic_write_json, read_json
 
 SCHEMA = "faceperf.computeplan/1"
 _OPSET_PREFIX = re.compile(r"^ios\d+\.")
@@ -160,14 +159,7 @@ def load_plan(path: str | os.PathLike[str]) -> ComputePlan:
         ComputePlanError: missing, not JSON, or not a valid plan (the message names the field).
     """
     path = Path(path)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ComputePlanError(f"{path}: compute plan file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ComputePlanError(f"{path}: cannot read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ComputePlanError(f"{path}: not valid JSON ({exc})") from None
+    document = read_json(path, "compute plan file", ComputePlanError)
     return ComputePlan.from_json(document, str(path))
 
 

@@ -15,7 +15,6 @@ machine class: the part of the hardware profile before the "/".
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from faceperf.bench.baseline_paths import baseline_path
 from faceperf.coreml.analysis import compute_ops
 from faceperf.coreml.compute_plan import ComputePlan, Device
 from faceperf.coreml.errors import ComputePlanError, SnapshotMismatchError
-from faceperf.fileio import atomic_write_json
+from faceperf.fileio import atomic_write_json, read_json
 
 SNAPSHOT_SCHEMA = "faceperf.computeplan-snapshot/1"
 # Below this share of op identities in common, the snapshot is of another model version: a
@@ -237,14 +236,7 @@ def load_snapshot(path: str | os.PathLike[str]) -> PlanSnapshot:
         ComputePlanError: missing, not JSON, or a missing, unknown or invalid field (named).
     """
     path = Path(path)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ComputePlanError(f"{path}: compute-plan snapshot not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ComputePlanError(f"{path}: cannot read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ComputePlanError(f"{path}: not valid JSON ({exc})") from None
+    document = read_json(path, "compute-plan snapshot", ComputePlanError)
     return _snapshot_from_json(document, str(path))
 
 

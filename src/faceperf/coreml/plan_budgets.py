@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from faceperf.bench.budgets import load_budgets, pattern_specificity
+from faceperf.bench.budgets import EntryRules, load_budgets, parse_entries, pattern_specificity
 from faceperf.bench.errors import BudgetsError
 
 _KEYS = ("profile", "model", "min_ane_coverage", "max_partitions", "reason")
@@ -113,35 +113,14 @@ def load_plan_budgets(path: str | os.PathLike[str]) -> PlanBudgets:
 
 
 def _entries(entries: object, source: str) -> tuple[PlanBudget, ...]:
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise BudgetsError(f"{source}: 'computeplan' must be an array of tables ([[computeplan]])")
-    budgets: list[PlanBudget] = []
-    seen: set[tuple[str, str]] = set()
-    for index, entry in enumerate(entries, start=1):
-        where = f"[[computeplan]] #{index}"
-        if isinstance(entry.get("model"), str):
-            where += f" ({entry['model']!r})"
-        for key in entry:
-            if key not in _KEYS:
-                raise BudgetsError(
-                    f"{source}: {where}: unknown key {key!r}; expected one of {', '.join(_KEYS)}"
-                )
-        for key in ("profile", "model", "reason"):
-            if key not in entry:
-                why = " (where do the numbers come from?)" if key == "reason" else ""
-                raise BudgetsError(f"{source}: {where}: missing {key!r}{why}")
-        try:
-            budget = PlanBudget(**entry)
-        except ValueError as exc:
-            raise BudgetsError(f"{source}: {where}: {exc}") from None
-        if (budget.profile, budget.model) in seen:
-            raise BudgetsError(
-                f"{source}: {where}: a second entry for profile {budget.profile!r} and model "
-                f"{budget.model!r}"
-            )
-        seen.add((budget.profile, budget.model))
-        budgets.append(budget)
-    return tuple(budgets)
+    return parse_entries(
+        entries,
+        source,
+        EntryRules("computeplan", "entry", _KEYS, ("profile", "model", "reason")),
+        PlanBudget,
+        identity=lambda b: f"profile {b.profile!r} and model {b.model!r}",
+        label=lambda e: f"{e['model']!r}" if isinstance(e.get("model"), str) else "",
+    )
 
 
 def _is_number(value: object) -> bool:
