@@ -218,7 +218,7 @@ def test_the_command_end_to_end_on_the_smallest_model(artifacts_dir, capsys):
     [
         (["--rounds", "1"], "expected an integer >= 2"),
         (["--threads", "0"], "expected an integer >= 1"),
-        (["--models", "star,nope"], "unknown model(s) nope"),
+        (["--models", "star,nope"], "unknown model(s) 'nope'"),
     ],
 )
 def test_bad_options_are_usage_errors(argv, expected, capsys):
