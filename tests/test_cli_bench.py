@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,11 @@ def test_baseline_update_from_results_replaces_the_file_atomically(tmp_path, cap
     assert code == 0
     assert json.loads(out.read_text())["benchmarks"][0]["fullname"] == NAME
     assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.json", "results.json"]
+    if platform.system() != "Darwin":
+        # The placement snapshot goes with the baseline; off macOS it says why it cannot.
+        assert "compute-plan snapshot not refreshed: Core ML compute plans need macOS 14.4+" in (
+            capsys.readouterr().out
+        )
 
 
 def test_baseline_update_refuses_a_run_of_another_profile(tmp_path, capsys):

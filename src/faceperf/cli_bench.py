@@ -17,7 +17,7 @@ from faceperf.bench.pooling import pool_runs
 from faceperf.bench.report import ReportInputs, policy_from_budgets, write_report
 from faceperf.bench.storage import BenchmarkRun, load_run, parse_run, save_run_json
 from faceperf.errors import FaceperfError
-from faceperf.paths import repo_root
+from faceperf.paths import default_artifacts_dir, repo_root
 
 EXIT_MISMATCH = 2
 
@@ -84,7 +84,20 @@ def baseline_update(args: argparse.Namespace) -> int:
     )
     if previous is not None:
         print(_membership_changes(previous, run))
+    _refresh_placements(args)
     return 0
+
+
+def _refresh_placements(args: argparse.Namespace) -> None:
+    """The Core ML placement snapshot belongs with the baseline: refresh it where it can be."""
+    from faceperf.cli_coreml import snapshot_placements
+    from faceperf.coreml.plan_macos import compute_plan_unavailable_reason
+
+    reason = compute_plan_unavailable_reason()
+    if reason:
+        print(f"compute-plan snapshot not refreshed: {reason}")
+        return
+    snapshot_placements(default_artifacts_dir(), args.perf_profile, None)
 
 
 def _fresh_runs(args: argparse.Namespace) -> list[Path]:

@@ -96,6 +96,13 @@ def _packages(target: Path) -> list[Path]:
 
 
 def _snapshot(args: argparse.Namespace) -> int:
+    snapshot_placements(args.dir or default_artifacts_dir(), args.perf_profile, args.out)
+    return EXIT_OK
+
+
+def snapshot_placements(directory: Path, perf_profile: str | None, out: Path | None) -> Path:
+    """Record the Core ML placement of every package in ``directory`` (macOS 14.4+) as the
+    profile's compute-plan snapshot; says where, returns the file."""
     from importlib import metadata
 
     from faceperf.artifacts.layout import MANIFEST_NAME
@@ -104,15 +111,14 @@ def _snapshot(args: argparse.Namespace) -> int:
     from faceperf.coreml.plan_macos import load_compute_plan
     from faceperf.errors import ArtifactError
 
-    directory = args.dir or default_artifacts_dir()
     if not (directory / MANIFEST_NAME).is_file():
         raise ArtifactError(f"{directory}: no {MANIFEST_NAME}; expected an artifact folder")
     packages = _packages(directory)
     plans = [load_compute_plan(path) for path in packages]
-    profile = detect_profile("coreml", forced=args.perf_profile).name
+    profile = detect_profile("coreml", forced=perf_profile).name
     machine = profile.split("/", 1)[0]
-    target = args.out or computeplan_snapshot_path(profile)
+    target = out or computeplan_snapshot_path(profile)
     recorded = {"macos": platform.mac_ver()[0], "coremltools": metadata.version("coremltools")}
     update_snapshot(target, machine, plans, recorded)
     print(f"placement of {', '.join(p.model for p in plans)} on {machine} written to {target}")
-    return EXIT_OK
+    return target
