@@ -110,11 +110,14 @@ def clip_frames() -> dict[str, np.ndarray]:
     return {f"clip#{i}": frame for i, frame in enumerate(synthetic_frames(CLIP_FRAMES, seed=0))}
 
 
+def photos() -> dict[str, np.ndarray]:
+    """Every fixture photograph and scene, each decoded once."""
+    return {name: fixture_faces.load_image(name) for name in photo_names()}
+
+
 def detector_frames() -> dict[str, np.ndarray]:
     """Every frame a detector is checked on: the photographs and scenes, then the clip."""
-    frames = {name: fixture_faces.load_image(name) for name in photo_names()}
-    frames.update(clip_frames())
-    return frames
+    return {**photos(), **clip_frames()}
 
 
 def face_cases() -> list[tuple[str, str, np.ndarray]]:
@@ -158,9 +161,10 @@ def retinaface_anchor_sample(scores: np.ndarray) -> np.ndarray:
 def run_star(candidate: Candidate) -> Outputs:
     runner = candidate.open("star")
     landmarker = StarLandmarker(runner)
+    frames = photos()
     outputs: Outputs = {}
     for case, image, box in face_cases():
-        points = landmarker.landmarks(fixture_faces.load_image(image), box[None])
+        points = landmarker.landmarks(frames[image], box[None])
         outputs[case] = {
             "landmarks": points[0],
             "tensor/landmarks": runner.calls[-1]["landmarks"][0],
@@ -172,7 +176,8 @@ def run_mtl(candidate: Candidate) -> Outputs:
     runner = candidate.open("mtl")
     analyzer = MultitaskAnalyzer(runner)
     cases = face_cases()
-    crops = [inputs.crop_box(fixture_faces.load_image(image), box) for _, image, box in cases]
+    frames = photos()
+    crops = [inputs.crop_box(frames[image], box) for _, image, box in cases]
     found = analyzer.analyze(crops)
     raw = {name: runner.rows(name)[: len(cases)] for name in ("emotion", "gaze", "au")}
     outputs: Outputs = {}

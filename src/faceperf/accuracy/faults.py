@@ -30,8 +30,8 @@ from faceperf.accuracy.references import ReferenceSet
 from faceperf.accuracy.tolerances import Tolerances
 from faceperf.artifacts.conformance import Finding, check_artifact
 from faceperf.artifacts.layout import artifact_path
-from faceperf.artifacts.manifest import Manifest, TensorInfo, read_manifest, write_manifest
-from faceperf.fileio import sha256_path
+from faceperf.artifacts.manifest import Manifest, read_manifest, write_manifest
+from faceperf.artifacts.onnx_export import rerecord_onnx
 from faceperf.models import inputs
 from faceperf.models.registry import default_registry
 from faceperf.pipeline import mtcnn_detector
@@ -348,23 +348,10 @@ def build_candidate(fault: Fault, subject: str, source: Path, target: Path) -> C
             onnx.save(edited, path)
         else:
             shutil.copyfile(original, path)
-        variant = manifest.record(model, filed_as)
-        variant = dataclasses.replace(
-            variant,
-            sha256=sha256_path(path),
-            size=path.stat().st_size,
-            inputs=_declared_inputs(onnx.load(path), variant.inputs),
-        )
+        variant = rerecord_onnx(manifest.record(model, filed_as), path)
         models[model] = dataclasses.replace(record, variants={filed_as: variant})
     write_manifest(target, Manifest(tools=manifest.tools, models=models))
     return Candidate(target, filed_as)
-
-
-def _declared_inputs(model: onnx.ModelProto, declared: tuple[TensorInfo, ...]) -> tuple:
-    """The manifest's inputs, with the shape the (possibly edited) graph really declares."""
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    shape = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims)
-    return (dataclasses.replace(declared[0], shape=shape), *declared[1:])
 
 
 def evaluate_fault(

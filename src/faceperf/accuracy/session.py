@@ -9,7 +9,6 @@ the references' are an error with the way out.
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from faceperf.artifacts.conformance import Finding, check_artifact
 from faceperf.artifacts.manifest import Manifest, read_manifest
 from faceperf.models.registry import default_registry
 from faceperf.runtime.backends import parse_backend
+from faceperf.runtime.coreml_backend import coreml_unavailable_reason
 
 COREML_VARIANT = "coreml"
 
@@ -100,10 +100,11 @@ class AccuracySession:
         for model in SUBJECT_MODELS[subject]:
             if variant not in self.manifest.models[model].variants:
                 return f"{self.candidate} has no {variant} variant of {model}"
-        if variant == COREML_VARIANT and platform.system() != "Darwin":
+        unavailable = coreml_unavailable_reason() if variant == COREML_VARIANT else None
+        if unavailable:
             return (
-                "Core ML prediction runs only on macOS (coremltools); the mlpackage's "
-                "conversion, spec and precision are checked by the conformance tests"
+                f"{unavailable}; the mlpackage's conversion, spec and precision are checked by "
+                "the conformance tests"
             )
         for model in SUBJECT_MODELS[subject]:
             broken = [f for f in self.conformance(model, variant) if f.check == "file"]

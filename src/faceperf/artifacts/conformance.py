@@ -149,15 +149,7 @@ def _onnx_findings(
                 )
             )
     share = fp16_weight_share(model)
-    if record.precision == "float16" and share < MIN_FP16_SHARE:
-        found.append(
-            Finding(
-                spec.name,
-                variant,
-                "precision",
-                f"claims float16 but only {share:.0%} of its weights are FP16",
-            )
-        )
+    found += _fp16_claim(spec, variant, record, share, "weights")
     if record.precision == "float32" and share > 0:
         found.append(
             Finding(
@@ -188,6 +180,16 @@ def _onnx_findings(
             )
         )
     return found
+
+
+def _fp16_claim(
+    spec: ModelSpec, variant: str, record: VariantRecord, share: float, what: str
+) -> list[Finding]:
+    """A finding when the record claims float16 but too little of ``what`` is FP16."""
+    if record.precision == "float16" and share < MIN_FP16_SHARE:
+        message = f"claims float16 but only {share:.0%} of its {what} are FP16"
+        return [Finding(spec.name, variant, "precision", message)]
+    return []
 
 
 def fp16_weight_share(model: onnx.ModelProto) -> float:
@@ -223,16 +225,7 @@ def _coreml_findings(
                 f">= {MIN_COREML_SPEC_VERSION} (macOS 13)",
             )
         )
-    share = coreml_fp16_const_share(package)
-    if record.precision == "float16" and share < MIN_FP16_SHARE:
-        found.append(
-            Finding(
-                spec.name,
-                variant,
-                "precision",
-                f"claims float16 but only {share:.0%} of its float constants are FP16",
-            )
-        )
+    found += _fp16_claim(spec, variant, record, coreml_fp16_const_share(package), "float constants")
     return found
 
 

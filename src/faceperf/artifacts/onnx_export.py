@@ -8,6 +8,7 @@ artifact contract.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import warnings
@@ -19,8 +20,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from faceperf.artifacts.manifest import TensorInfo
+from faceperf.artifacts.manifest import TensorInfo, VariantRecord
 from faceperf.errors import ArtifactError
+from faceperf.fileio import sha256_path, size_of
 from faceperf.models.registry import ModelSpec
 
 OPSET = 17
@@ -206,6 +208,15 @@ def describe_onnx(path: Path) -> tuple[tuple[TensorInfo, ...], tuple[TensorInfo,
     initializers = {t.name for t in graph.initializer}
     inputs = tuple(_info(v) for v in graph.input if v.name not in initializers)
     return inputs, tuple(_info(v) for v in graph.output)
+
+
+def rerecord_onnx(record: VariantRecord, path: Path) -> VariantRecord:
+    """``record`` describing the ONNX file at ``path`` as it is now: its hash, size and the
+    tensors its graph declares (what a reconversion's own tooling writes after editing it)."""
+    inputs, outputs = describe_onnx(path)
+    return dataclasses.replace(
+        record, sha256=sha256_path(path), size=size_of(path), inputs=inputs, outputs=outputs
+    )
 
 
 def _info(value: onnx.ValueInfoProto) -> TensorInfo:

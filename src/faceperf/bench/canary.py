@@ -63,8 +63,8 @@ class Canary:
         self._session = ort.InferenceSession(
             _canary_model(), options, providers=["CPUExecutionProvider"]
         )
-        self._feed = {"x": np.random.default_rng(1).normal(size=(1, _CHANNELS, _SIZE, _SIZE))}
-        self._feed["x"] = self._feed["x"].astype(np.float32)
+        pixels = np.random.default_rng(1).normal(size=(1, _CHANNELS, _SIZE, _SIZE))
+        self._feed = {"x": pixels.astype(np.float32)}
         self._clock = clock
 
     def time_once(self) -> float:

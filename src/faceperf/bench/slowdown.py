@@ -19,7 +19,7 @@ from onnx import helper, numpy_helper, shape_inference
 
 from faceperf.artifacts.layout import artifact_path
 from faceperf.artifacts.manifest import read_manifest, write_manifest
-from faceperf.fileio import sha256_path
+from faceperf.artifacts.onnx_export import rerecord_onnx
 
 
 def widest_feature_map(model: onnx.ModelProto) -> tuple[str, int]:
@@ -70,9 +70,7 @@ def slowed_copy(source: Path, target: Path, model: str, variant: str, count: int
     onnx.save(add_identity_convs(onnx.load(artifact_path(source, model, variant)), count), path)
     record = manifest.models[model]
     variants = dict(record.variants)
-    variants[variant] = dataclasses.replace(
-        variants[variant], sha256=sha256_path(path), size=path.stat().st_size
-    )
+    variants[variant] = rerecord_onnx(variants[variant], path)
     manifest.models[model] = dataclasses.replace(record, variants=variants)
     (target / "manifest.json").unlink()
     write_manifest(target, manifest)
