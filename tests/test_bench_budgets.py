@@ -320,3 +320,51 @@ def test_the_committed_budgets_file_has_a_floor_with_a_reason_for_every_onnx_mod
             floor = budgets.speedup_floor_for("linux-x86_64-avx512-2core/ort-cpu", model, measure)
             assert floor is not None, (model, measure)
             assert floor.reason.strip()
+
+
+def test_merge_gate_thresholds_by_name_pattern_default_and_load(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+        [ab]
+        default_threshold = 0.05
+        load_threshold = 0.2
+        [ab.thresholds]
+        "star-*" = 0.03
+        "star-optimized_fp16" = 0.04
+        """,
+    )
+    budgets = load_budgets(path)
+    assert budgets.ab_threshold_for("star-optimized") == 0.03
+    assert budgets.ab_threshold_for("star-optimized_fp16") == 0.04  # exact beats a pattern
+    assert budgets.ab_threshold_for("mtcnn") == 0.05
+    assert budgets.ab_load_threshold == 0.2
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("[ab]\ndefault_threshold = 2", "[ab] default_threshold = 2"),
+        ("[ab]\nload_threshold = true", "[ab] load_threshold = True"),
+        ("[ab]\nthreshold = 0.05", "[ab]: unknown key 'threshold'"),
+        ('[ab.thresholds]\n"star-*" = -0.1', "[ab.thresholds] 'star-*' = -0.1"),
+    ],
+)
+def test_malformed_merge_gate_table_names_file_and_key(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(BudgetsError) as caught:
+        load_budgets(path)
+    assert str(path) in str(caught.value) and expected in str(caught.value)
+
+
+def test_the_committed_merge_gate_thresholds_each_come_with_their_evidence() -> None:
+    from faceperf.bench.baseline_paths import budgets_path
+
+    budgets = load_budgets(budgets_path())
+    text = budgets_path().read_text()
+    assert 0 < budgets.ab_default_threshold < budgets.ab_load_threshold < 1
+    for name in budgets.ab_thresholds:
+        assert f'"{name}"' in text
+    assert "A/A" in text.split("[ab]", 1)[1].split("[[budget]]", 1)[0]

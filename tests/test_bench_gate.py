@@ -9,12 +9,15 @@ from hypothesis import strategies as st
 
 from faceperf.bench.errors import ProfileMismatchError
 from faceperf.bench.gate import GatePolicy, GateReport, Verdict, compare_runs, sample_warnings
+from faceperf.bench.hardware import CpuIdentity
 from faceperf.bench.storage import BenchmarkRun, BenchmarkSamples
 
 PROFILE = "linux-x86_64-avx512/ort-cpu"
 VERSIONS = {"onnxruntime": "1.31.1"}
 STAR = "perf_tests/test_latency.py::test_steady_state_latency_ort_cpu[star-optimized]"
 MTL = "perf_tests/test_latency.py::test_steady_state_latency_ort_cpu[mtl-optimized]"
+EPYC = CpuIdentity("AuthenticAMD", "AMD EPYC")
+XEON = CpuIdentity("GenuineIntel", "Intel(R) Xeon(R) Platinum 8481C")
 
 
 def _timings(seed: int, median_s: float, n: int = 30, noise: float = 0.04) -> tuple[float, ...]:
@@ -23,12 +26,18 @@ def _timings(seed: int, median_s: float, n: int = 30, noise: float = 0.04) -> tu
     return tuple(median_s * np.exp(rng.normal(0.0, noise, n)))
 
 
-def _run(profile: str = PROFILE, versions: dict | None = None, **samples) -> BenchmarkRun:
+def _run(
+    profile: str = PROFILE,
+    versions: dict | None = None,
+    cpu: CpuIdentity | None = EPYC,
+    **samples,
+) -> BenchmarkRun:
     names = {"star": STAR, "mtl": MTL}
     return BenchmarkRun.of(
         profile,
         VERSIONS if versions is None else versions,
         [BenchmarkSamples(names.get(key, key), values) for key, values in samples.items()],
+        cpu=cpu,
     )
 
 
@@ -219,6 +228,85 @@ def test_a_mismatch_can_be_allowed_and_is_shown() -> None:
     assert report.baseline_profile == "apple-m1-pro/coreml"
     assert len(report.mismatches) == 2
     assert "> ⚠ allowed mismatch: baseline profile 'apple-m1-pro/coreml'" in report.markdown()
+
+
+def test_another_cpu_of_the_same_profile_is_refused_with_both_names() -> None:
+    with pytest.raises(ProfileMismatchError) as caught:
+        compare_runs(_run(cpu=EPYC), _run(cpu=XEON), GatePolicy())
+    message = str(caught.value)
+    assert (
+        "baseline recorded on CPU 'AMD EPYC' (AuthenticAMD), this run on "
+        "'Intel(R) Xeon(R) Platinum 8481C' (GenuineIntel)"
+    ) in message
+    assert "--allow-mismatch" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "other",
+    [CpuIdentity("AuthenticAMD", "AMD EPYC 9R14"), CpuIdentity("HygonGenuine", "AMD EPYC")],
+    ids=["model", "vendor"],
+)
+def test_a_cpu_differing_in_vendor_or_model_alone_is_refused(other: CpuIdentity) -> None:
+    with pytest.raises(ProfileMismatchError, match="baseline recorded on CPU"):
+        compare_runs(_run(cpu=EPYC), _run(cpu=other), GatePolicy())
+
+
+def test_the_same_cpu_spelled_with_other_spacing_is_the_same_cpu() -> None:
+    padded = CpuIdentity(" AuthenticAMD", "AMD  EPYC ")
+    report = compare_runs(_run(cpu=EPYC, star=_timings(1, 0.1)), _run(cpu=padded), GatePolicy())
+    assert report.mismatches == ()
+
+
+def test_another_cpu_can_be_allowed_and_is_shown() -> None:
+    base, cur = _run(cpu=EPYC, star=_timings(1, 0.1)), _run(cpu=XEON, star=_timings(2, 0.1))
+    report = compare_runs(base, cur, GatePolicy(allow_mismatch=True))
+    (mismatch,) = report.mismatches
+    assert mismatch == (
+        "allowed mismatch: baseline recorded on CPU 'AMD EPYC' (AuthenticAMD), this run on "
+        "'Intel(R) Xeon(R) Platinum 8481C' (GenuineIntel)"
+    )
+    assert f"> ⚠ {mismatch}" in report.markdown()
+    assert report.notices == ()
+    assert report.exit_code == 0
+
+
+def test_the_same_cpu_passes_without_a_notice() -> None:
+    report = compare_runs(_run(star=_timings(1, 0.1)), _run(star=_timings(2, 0.1)), GatePolicy())
+    assert report.mismatches == () and report.notices == ()
+    assert "⚠" not in report.markdown()
+
+
+@pytest.mark.parametrize(
+    ("base_cpu", "cur_cpu", "expected"),
+    [
+        (
+            None,
+            XEON,
+            "the CPU could not be checked: the baseline does not record it (this run: "
+            "'Intel(R) Xeon(R) Platinum 8481C' (GenuineIntel)); `faceperf baseline update` "
+            "records it",
+        ),
+        (
+            EPYC,
+            None,
+            "the CPU could not be checked: this run does not record it "
+            "(baseline: 'AMD EPYC' (AuthenticAMD))",
+        ),
+        (None, None, "the CPU could not be checked: neither the baseline nor this run records it"),
+    ],
+    ids=["baseline", "current", "both"],
+)
+def test_an_unknown_cpu_is_a_notice_not_a_refusal(
+    base_cpu: CpuIdentity | None, cur_cpu: CpuIdentity | None, expected: str
+) -> None:
+    base = _run(cpu=base_cpu, star=_timings(1, 0.1))
+    cur = _run(cpu=cur_cpu, star=_timings(2, 0.1))
+    report = compare_runs(base, cur, GatePolicy())
+    assert report.mismatches == ()
+    assert report.notices == (expected,)
+    assert report.exit_code == 0
+    assert f"> ⚠ {expected}" in report.markdown()
 
 
 def test_markdown_has_one_row_per_benchmark() -> None:

@@ -10,12 +10,15 @@ import pytest
 
 from faceperf.bench.canary import CANARY_KEY
 from faceperf.bench.errors import BaselineError
+from faceperf.bench.hardware import CpuIdentity
 from faceperf.bench.pooling import pool_runs
 from faceperf.bench.storage import parse_run
 from faceperf.cli import main
 
 NAME = "perf_tests/test_latency.py::test_steady_state_latency_ort_cpu[star-optimized]"
 OTHER = "perf_tests/test_latency.py::test_steady_state_latency_ort_cpu[mtl-optimized]"
+EPYC = {"vendor_id_raw": "AuthenticAMD", "brand_raw": "AMD EPYC"}  # pytest-benchmark's record
+XEON = {"vendor": "GenuineIntel", "model": "Intel(R) Xeon(R) Platinum 8481C"}  # faceperf's
 
 
 def _document(seed: int, median_s: float = 0.2, profile: str = "p/ort-cpu", names=(NAME,)):
@@ -65,6 +68,46 @@ def test_runs_of_different_profiles_do_not_pool():
         pool_runs([_document(1), _document(2, profile="q/ort-cpu")], ["a", "b"])
 
 
+def _on(document: dict, faceperf_cpu: dict | None = None, cpuinfo: dict | None = None) -> dict:
+    if faceperf_cpu is not None:
+        document["machine_info"]["faceperf"]["cpu"] = faceperf_cpu
+    if cpuinfo is not None:
+        document["machine_info"]["cpu"] = cpuinfo
+    return document
+
+
+def test_runs_of_different_cpus_do_not_pool_and_the_message_names_both():
+    with pytest.raises(BaselineError) as caught:
+        pool_runs([_on(_document(1), cpuinfo=EPYC), _on(_document(2), XEON)], ["a", "b"])
+    assert str(caught.value) == (
+        "b was measured on CPU 'Intel(R) Xeon(R) Platinum 8481C' (GenuineIntel), "
+        "a on CPU 'AMD EPYC' (AuthenticAMD): only runs of one CPU pool"
+    )
+
+
+def test_a_run_without_a_cpu_does_not_pool_with_one_that_has_it():
+    # Nothing says the unrecorded run was measured on the same CPU.
+    with pytest.raises(BaselineError, match="a on a CPU it does not record: only runs of one CPU"):
+        pool_runs([_document(1), _on(_document(2), XEON)], ["a", "b"])
+
+
+def test_the_pooled_baseline_keeps_the_cpu_in_faceperfs_own_record():
+    # The same CPU, once in pytest-benchmark's record (an older file), once in faceperf's.
+    same = {"vendor": "AuthenticAMD", "model": "AMD EPYC"}
+    docs = [_on(_document(1), cpuinfo=EPYC), _on(_document(2), same, cpuinfo=EPYC)]
+    pooled = pool_runs(docs, ["a", "b"])
+    assert pooled["machine_info"]["faceperf"]["cpu"] == same
+    assert pooled["machine_info"]["cpu"] == EPYC  # pytest-benchmark's record is kept as it was
+    assert parse_run(pooled, "pooled").cpu == CpuIdentity("AuthenticAMD", "AMD EPYC")
+    assert "cpu" not in docs[0]["machine_info"]["faceperf"]  # the inputs are not changed
+
+
+def test_runs_without_a_cpu_pool_into_a_baseline_without_one():
+    pooled = pool_runs([_document(1), _document(2)], ["a", "b"])
+    assert "cpu" not in pooled["machine_info"]["faceperf"]
+    assert parse_run(pooled, "pooled").cpu is None
+
+
 def test_baseline_update_pools_the_given_results(tmp_path, capsys):
     paths = []
     for seed in range(3):
@@ -77,3 +120,18 @@ def test_baseline_update_pools_the_given_results(tmp_path, capsys):
     assert "pooled from 3 run(s)" in capsys.readouterr().out
     stored = json.loads(out.read_text())
     assert stored["benchmarks"][0]["stats"]["rounds"] == 60
+
+
+def test_baseline_update_refuses_results_of_two_cpus_in_one_line(tmp_path, capsys):
+    paths = []
+    for seed, cpu in ((0, EPYC), (1, {"vendor_id_raw": "GenuineIntel", "brand_raw": "Xeon"})):
+        path = tmp_path / f"r{seed}.json"
+        path.write_text(json.dumps(_on(_document(seed), cpuinfo=cpu)))
+        paths.append(str(path))
+    out = tmp_path / "baseline.json"
+    argv = ["baseline", "update", "--perf-profile", "p/ort-cpu", "--out", str(out), "--results"]
+    assert main([*argv, *paths]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'Xeon' (GenuineIntel)" in err and "'AMD EPYC' (AuthenticAMD)" in err
+    assert "\n" not in err
+    assert not out.exists()

@@ -15,17 +15,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faceperf.bench.errors import BaselineError
+from faceperf.bench.hardware import CpuIdentity, probe_system
 from faceperf.bench.storage import (
     BenchmarkRun,
     BenchmarkSamples,
+    faceperf_machine_info,
     find_by_benchmark_name,
     load_run,
     parse_run,
     save_run_json,
 )
+from faceperf.paths import repo_root
 
 PROFILE = "linux-x86_64-avx512/ort-cpu"
 VERSIONS = {"onnxruntime": "1.31.1", "numpy": "2.4.6"}
+EPYC = CpuIdentity("AuthenticAMD", "AMD EPYC")
 
 
 def _document(benchmarks: dict[str, list], profile: str = PROFILE) -> dict:
@@ -110,6 +114,13 @@ def test_reads_what_pytest_benchmark_writes(recorded_json: Path) -> None:
     assert "python_version" in run.machine_info  # pytest-benchmark's own fields are kept
 
 
+def test_pytest_benchmarks_cpu_record_agrees_with_faceperfs_probe(recorded_json: Path) -> None:
+    # The conftest writes no faceperf CPU, so this is py-cpuinfo's record: an old baseline read
+    # through it must name this machine's CPU exactly as a new run's faceperf record does, or
+    # the gate would refuse a baseline of the very same machine.
+    assert load_run(recorded_json).cpu == probe_system().cpu
+
+
 def test_saved_baseline_still_reads_with_pytest_benchmark_compare(
     recorded_json: Path, tmp_path: Path
 ) -> None:
@@ -146,6 +157,92 @@ def test_other_keys_of_the_faceperf_section_are_kept_not_read(tmp_path: Path) ->
     run = load_run(_write(tmp_path / "run.json", document))
     assert run.profile == PROFILE
     assert run.machine_info["faceperf"]["hardware"] == {"cores": 2, "backend": "ort-cpu"}
+
+
+def _with_cpu(faceperf: object = None, pytest_benchmark: object = None) -> dict:
+    document = _document({"f.py::test_a": [0.1]})
+    if faceperf is not None:
+        document["machine_info"]["faceperf"]["cpu"] = faceperf
+    if pytest_benchmark is not None:
+        document["machine_info"]["cpu"] = pytest_benchmark
+    return document
+
+
+def test_the_committed_old_format_baseline_names_its_cpu() -> None:
+    # Recorded before faceperf stored the CPU: only pytest-benchmark's py-cpuinfo fields name it.
+    path = repo_root() / "baselines" / "linux-x86_64-avx512-2core__ort-cpu.json"
+    assert "cpu" not in json.loads(path.read_text())["machine_info"]["faceperf"]
+    assert load_run(path).cpu == EPYC
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (_with_cpu(), None),
+        (
+            _with_cpu(pytest_benchmark={"vendor_id_raw": "AuthenticAMD", "brand_raw": "AMD EPYC"}),
+            EPYC,
+        ),
+        (
+            _with_cpu(
+                faceperf={"vendor": "GenuineIntel", "model": "Intel Xeon"},
+                pytest_benchmark={"vendor_id_raw": "AuthenticAMD", "brand_raw": "AMD EPYC"},
+            ),
+            CpuIdentity("GenuineIntel", "Intel Xeon"),
+        ),
+        # py-cpuinfo finds no vendor on Apple Silicon; faceperf's probe calls it Apple.
+        (
+            _with_cpu(pytest_benchmark={"brand_raw": "Apple M1 Pro"}),
+            CpuIdentity("Apple", "Apple M1 Pro"),
+        ),
+        (_with_cpu(pytest_benchmark={"vendor_id_raw": "AuthenticAMD"}), None),
+        (_with_cpu(pytest_benchmark={"brand_raw": "ARMv8 Processor rev 1 (v8l)"}), None),
+        (_with_cpu(pytest_benchmark={"vendor_id_raw": "", "brand_raw": 7}), None),
+        (_with_cpu(pytest_benchmark=["not", "a", "record"]), None),
+    ],
+    ids=[
+        "none",
+        "pytest-benchmark",
+        "faceperf-first",
+        "apple",
+        "no-model",
+        "no-vendor",
+        "junk",
+        "list",
+    ],
+)
+def test_cpu_is_faceperfs_record_else_pytest_benchmarks(
+    tmp_path: Path, document: dict, expected: CpuIdentity | None
+) -> None:
+    assert load_run(_write(tmp_path / "run.json", document)).cpu == expected
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{"vendor": "AuthenticAMD"}, {"vendor": "", "model": "AMD EPYC"}, "AMD EPYC"],
+)
+def test_a_malformed_faceperf_cpu_record_is_one_line_naming_the_file(
+    tmp_path: Path, record: object
+) -> None:
+    path = _write(tmp_path / "bad.json", _with_cpu(faceperf=record))
+    with pytest.raises(BaselineError) as caught:
+        load_run(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: machine_info.faceperf.cpu must be ")
+    assert "\n" not in message
+
+
+def test_the_cpu_survives_save_and_load(tmp_path: Path) -> None:
+    document = _document({"f.py::test_a": [0.1]})
+    document["machine_info"]["faceperf"] = faceperf_machine_info(PROFILE, VERSIONS, EPYC)
+    save_run_json(tmp_path / "run.json", document)
+    run = load_run(tmp_path / "run.json")
+    assert run.cpu == EPYC
+    assert run == BenchmarkRun.of(
+        PROFILE, VERSIONS, run.benchmarks.values(), run.machine_info, EPYC
+    )
+    # Unknown is left out, so an older reader or pytest-benchmark's record is not contradicted.
+    assert "cpu" not in faceperf_machine_info(PROFILE, VERSIONS, None)
 
 
 def test_an_empty_run_loads(tmp_path: Path) -> None:

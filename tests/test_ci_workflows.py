@@ -69,3 +69,20 @@ def test_apple_silicon_uploads_reports_and_comments_the_summary(apple):
     assert "createComment" in comment["with"]["script"]
     assert "github.event_name == 'pull_request'" in comment["if"]
     assert apple["permissions"]["pull-requests"] == "write"
+
+
+def test_linux_runs_the_merge_gate_on_pull_requests_against_the_merge_base(linux):
+    job = linux["jobs"]["merge-gate"]
+    assert job["if"] == "github.event_name == 'pull_request'"
+    checkout = _uses(job["steps"], "actions/checkout")
+    assert checkout["with"]["fetch-depth"] == 0  # the merge base must be in the clone
+    commands = _runs(job["steps"])
+    assert "git merge-base HEAD" in commands and "faceperf ab --reference" in commands
+    comment = _uses(job["steps"], "actions/github-script")
+    assert comment["env"]["AB"] == "ab.md" and "createComment" in comment["with"]["script"]
+    assert job["permissions"]["pull-requests"] == "write"
+
+
+def test_apple_silicon_checks_out_full_history_for_the_merge_gate(apple):
+    checkout = _uses(_steps(apple, "perf"), "actions/checkout")
+    assert checkout["with"]["fetch-depth"] == 0

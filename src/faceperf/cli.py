@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--weights",
         type=_weight_policy,
-        default="auto",
-        help="auto (real checkpoint when present, else surrogate), real, surrogate",
+        default=None,  # None, not "auto": --at must tell an explicit choice from the default
+        help="auto (real checkpoint when present, else surrogate; the default), real, surrogate",
     )
     build.add_argument(
         "--weights-dir",
@@ -66,11 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where real checkpoints are (default: weights/)",
     )
-    build.add_argument("--seed", type=int, default=0, help="surrogate seed (default 0)")
+    build.add_argument("--seed", type=int, default=None, help="surrogate seed (default 0)")
     build.add_argument(
         "--if-stale",
         action="store_true",
         help="only rebuild models whose code, weights or tools changed",
+    )
+    build.add_argument(
+        "--at",
+        metavar="GITREF",
+        default=None,
+        help="build what the code and committed weights at this git revision define, with that "
+        "revision's own code (cached in weights/revisions)",
     )
     listing = artifact_commands.add_parser("list", help="print the manifest")
     listing.add_argument(
@@ -98,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     from faceperf.cli_accuracy import add_accuracy_commands
 
     add_accuracy_commands(commands)
+    from faceperf.cli_ab import add_ab_command
+
+    add_ab_command(commands)
 
     check = artifact_commands.add_parser(
         "check", help="check every artifact against its manifest and its model's contract"
@@ -242,7 +253,9 @@ def _add_bench_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _reject_working_tree_options(parser, args)
     try:
         return _dispatch(args)
     except FaceperfError as err:
@@ -250,7 +263,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def _reject_working_tree_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    # A revision is built with its own defaults and this checkout's weights/ folder, so options
+    # that tune the working tree's build would be silently ignored: refuse them instead.
+    if getattr(args, "artifacts_command", None) != "build" or args.at is None:
+        return
+    given = {
+        "--if-stale": args.if_stale,
+        "--weights": args.weights is not None,
+        "--weights-dir": args.weights_dir is not None,
+        "--seed": args.seed is not None,
+    }
+    clashing = [name for name, present in given.items() if present]
+    if clashing:
+        parser.error(
+            f"--at cannot be combined with {', '.join(clashing)}: "
+            "they apply to the working tree's build only"
+        )
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "artifacts" and args.artifacts_command == "build" and args.at is not None:
+        return _artifacts_build_at(args)
     if args.command == "artifacts" and args.artifacts_command == "build":
         return _artifacts_build(args)
     if args.command == "artifacts" and args.artifacts_command == "list":
@@ -277,6 +311,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from faceperf import cli_speedups
 
         return cli_speedups.run(args)
+    if args.command == "ab":
+        from faceperf import cli_ab
+
+        return cli_ab.run(args)
     if args.command == "profile":
         return _profile(args)
     if args.command == "surrogates":
@@ -292,9 +330,9 @@ def _artifacts_build(args: argparse.Namespace) -> int:
     request = BuildRequest(
         out=args.out or default_artifacts_dir(),
         models=models,
-        policy=args.weights,
+        policy=args.weights or _weight_policy("auto"),
         weights_dir=args.weights_dir,
-        seed=args.seed,
+        seed=0 if args.seed is None else args.seed,
     )
     if args.if_stale:
         stale = stale_models(request)
@@ -312,6 +350,21 @@ def _artifacts_build(args: argparse.Namespace) -> int:
     for name in request.models:
         print(f"built {name:<11} weights: {_weights_label(manifest.models[name].weights)}")
     print(f"artifacts written to {request.out}")
+    return EXIT_OK
+
+
+def _artifacts_build_at(args: argparse.Namespace) -> int:
+    from faceperf.artifacts.revision import build_at_revision
+
+    start = time.monotonic()
+    result = build_at_revision(
+        args.at,
+        out=args.out,
+        models=args.models,
+        progress=lambda line: print(f"faceperf: {line}", file=sys.stderr),
+    )
+    how = "cached" if result.cached else f"built in {time.monotonic() - start:.0f} s"
+    print(f"artifacts of {result.ref} ({result.commit[:10]}) in {result.directory} ({how})")
     return EXIT_OK
 
 
@@ -389,6 +442,7 @@ def _profile(args: argparse.Namespace) -> int:
         print(json.dumps({**profile.to_json(), "reasons": list(profile.reasons)}, indent=2))
         return EXIT_OK
     print(profile.name)
+    print(f"  CPU: {profile.facts.describe_cpu()}")
     for reason in profile.reasons:
         print(f"  - {reason}")
     return EXIT_OK

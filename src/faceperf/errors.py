@@ -23,3 +23,7 @@ class InputMismatchError(FaceperfError):
 
 class BackendUnavailableError(FaceperfError):
     """The requested runtime backend cannot run on this machine (with the reason)."""
+
+
+class RevisionError(FaceperfError):
+    """A git revision cannot be resolved or built."""

@@ -1,5 +1,7 @@
-"""faceperf's pytest plugin: the hardware profile in every benchmark record, and a report with
-the baseline gate after every `pytest -m perf` run.
+"""faceperf's pytest plugin: the hardware profile in every benchmark record, the merge gate
+(`--perf-reference`: the candidate artifacts against a reference set, interleaved, one verdict per
+benchmark), and a report with the merge gate's verdicts first and the baseline gate after them,
+after every `pytest -m perf` run.
 
 Registered by the repository's conftest.py. Prints and decides the exit status; the logic it
 calls lives in faceperf.bench.
@@ -14,6 +16,8 @@ from pathlib import Path
 import pytest
 from _pytest.mark.expression import Expression
 
+from faceperf.bench.ab.result import AbResult
+from faceperf.bench.ab.setup import MERGE_BASE, AbSetup, ab_setup
 from faceperf.bench.baseline_paths import baseline_path
 from faceperf.bench.canary import Canary
 from faceperf.bench.hardware import HardwareProfile, detect_profile
@@ -22,6 +26,8 @@ from faceperf.paths import repo_root
 
 _PROFILE = pytest.StashKey[HardwareProfile]()
 _REPORT = pytest.StashKey[Path]()
+_AB = pytest.StashKey[AbResult]()
+_AB_PLAN = pytest.StashKey[AbSetup]()
 _VERSIONED = ("onnxruntime", "coremltools", "torch", "numpy")
 
 
@@ -50,6 +56,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--perf-no-gate",
         action="store_true",
         help="write the report but never fail the run on the baseline gate",
+    )
+    group.addoption(
+        "--perf-reference",
+        default=None,
+        help="merge gate: judge the candidate (--artifacts) against this artifact folder or git "
+        f"revision; '{MERGE_BASE}' = the merge base of HEAD with origin/main or main",
+    )
+    group.addoption(
+        "--perf-ab-max-time",
+        type=float,
+        default=None,
+        help="merge gate: time budget of its measuring in seconds (default 200)",
+    )
+    group.addoption(
+        "--perf-ab-strict",
+        action="store_true",
+        help="merge gate: fail benchmarks still undecided when the time budget ends",
     )
     group.addoption(
         "--perf-threads",
@@ -82,6 +105,58 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_REPORT] = report
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "ab_benchmark" not in metafunc.fixturenames:
+        return
+    setup = _ab_setup(metafunc.config)
+    if setup.skip_reason is not None:
+        metafunc.parametrize(
+            "ab_benchmark", [pytest.param(None, marks=pytest.mark.skip(reason=setup.skip_reason))]
+        )
+        return
+    metafunc.parametrize("ab_benchmark", setup.plan.judged)
+
+
+def _ab_setup(config: pytest.Config) -> AbSetup:
+    from faceperf.errors import FaceperfError
+
+    if _AB_PLAN not in config.stash:
+        try:
+            config.stash[_AB_PLAN] = ab_setup(
+                config.getoption("--perf-reference"),
+                candidate=config.getoption("--artifacts", None),
+                backend=config.getoption("--perf-backend"),
+                threads=config.getoption("--perf-threads"),
+                say=lambda text: _say(config.pluginmanager.get_plugin("terminalreporter"), text),
+            )
+        except FaceperfError as err:
+            raise pytest.UsageError(f"--perf-reference: {err}") from None
+    return config.stash[_AB_PLAN]
+
+
+@pytest.fixture(scope="session")
+def ab_result(request: pytest.FixtureRequest, artifacts_dir: Path) -> AbResult:
+    """The merge gate over every planned benchmark, measured once per session."""
+    from faceperf.bench.ab.run import DEFAULT_MAX_TIME_S, run_ab
+    from faceperf.bench.baseline_paths import budgets_path
+    from faceperf.bench.budgets import load_budgets
+
+    config = request.config
+    setup = _ab_setup(config)
+    result = run_ab(
+        setup.request_for(artifacts_dir),
+        load_budgets(budgets_path()),
+        max_time_s=config.getoption("--perf-ab-max-time") or DEFAULT_MAX_TIME_S,
+    )
+    config.stash[_AB] = result
+    return result
+
+
+@pytest.fixture(scope="session")
+def ab_strict(request: pytest.FixtureRequest) -> bool:
+    return request.config.getoption("--perf-ab-strict")
+
+
 @pytest.fixture(scope="session")
 def perf_threads(request: pytest.FixtureRequest) -> int:
     """ONNX Runtime intra-op threads the perf tests give each session."""
@@ -103,13 +178,27 @@ def perf_profile(request: pytest.FixtureRequest) -> HardwareProfile:
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     profile = config.stash[_PROFILE]
     versions = {name: metadata.version(name) for name in _VERSIONED}
-    machine_info["faceperf"] = faceperf_machine_info(profile.name, versions)
+    # The CPU from faceperf's own probe (the facts the profile was detected from), so it is
+    # recorded even where pytest-benchmark has no py-cpuinfo; the gate refuses other CPUs.
+    machine_info["faceperf"] = faceperf_machine_info(profile.name, versions, profile.facts.cpu)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     report = config.stash.get(_REPORT, None)
+    ab = config.stash.get(_AB, None)
+    lead = ""
+    if report is not None and ab is not None:
+        from faceperf.bench.ab.render import markdown
+        from faceperf.bench.ab.run import write_ab_files
+
+        strict = config.getoption("--perf-ab-strict")
+        write_ab_files(report, ab, strict)
+        _say(config.pluginmanager.get_plugin("terminalreporter"), ab.headline(strict))
+        # The merge gate leads: it is the verdict on this change; the committed baseline
+        # follows, for budgets and long-horizon drift.
+        lead = markdown(ab, strict) + "\n---\n\n"
     if report is None or not (report / "results.json").exists():
         return
     from faceperf.bench.report import ReportInputs, policy_from_budgets, write_report
@@ -124,6 +213,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             report,
             ReportInputs(report / "results.json", baseline, policy),
             f"Record one with `faceperf baseline update` ({baseline}).",
+            lead=lead,
         )
     except FaceperfError as err:
         _say(terminal, f"faceperf: gate not run: {err}")

@@ -14,6 +14,12 @@ Layout::
     max_ms = 100.0                       # or min_fps = 30.0, not both
     reason = "product budget: STAR < 100 ms on Apple Silicon"
 
+    [ab]                                 # the merge gate (faceperf ab): candidate vs reference
+    default_threshold = 0.05
+    load_threshold = 0.15                # every session-creation benchmark (<name>-load)
+    [ab.thresholds]                      # benchmark name or * pattern (longest match wins)
+    "star-*" = 0.03
+
     [[speedup_floor]]
     profile = "linux-x86_64*/ort-cpu"
     model = "star"
@@ -52,7 +58,12 @@ _E = TypeVar("_E")
 DEFAULT_REGRESSION_THRESHOLD = 0.10
 
 # [[computeplan]] entries (Core ML placement floors) are checked by faceperf.coreml.plan_budgets.
-_TOP_KEYS = ("defaults", "thresholds", "not_gated", "budget", "speedup_floor", "computeplan")
+_TOP_KEYS = (
+    "defaults", "thresholds", "not_gated", "ab", "budget", "speedup_floor", "computeplan"
+)
+_AB_KEYS = ("default_threshold", "load_threshold", "thresholds")
+DEFAULT_AB_THRESHOLD = 0.05
+DEFAULT_AB_LOAD_THRESHOLD = 0.15
 _DEFAULTS_KEYS = ("regression_threshold",)
 _BUDGET_KEYS = ("profile", "benchmark", "max_ms", "min_fps", "reason")
 _FLOOR_KEYS = ("profile", "model", "measure", "floor", "reason")
@@ -177,6 +188,9 @@ class Budgets:
         budgets: the latency / frame-rate budgets, in file order.
         speedup_floors: the optimized-vs-baseline speedup floors, in file order.
         not_gated: benchmark name or ``*`` pattern → why the gate reports it but never judges it.
+        ab_default_threshold: the merge gate's threshold for benchmarks without an override.
+        ab_load_threshold: the merge gate's threshold of every session-creation benchmark.
+        ab_thresholds: merge-gate benchmark name or ``*`` pattern → threshold (steady state).
     """
 
     source: str
@@ -185,9 +199,17 @@ class Budgets:
     budgets: tuple[Budget, ...] = ()
     speedup_floors: tuple[SpeedupFloor, ...] = ()
     not_gated: Mapping[str, str] = field(default_factory=dict)
+    ab_default_threshold: float = DEFAULT_AB_THRESHOLD
+    ab_thresholds: Mapping[str, float] = field(default_factory=dict)
+    ab_load_threshold: float = DEFAULT_AB_LOAD_THRESHOLD
 
     def __post_init__(self) -> None:
         _check_threshold("default_threshold", self.default_threshold)
+        _check_threshold("ab default_threshold", self.ab_default_threshold)
+        _check_threshold("ab load_threshold", self.ab_load_threshold)
+        for name, value in self.ab_thresholds.items():
+            _check_threshold(f"[ab.thresholds] {name!r}", value)
+        object.__setattr__(self, "ab_thresholds", MappingProxyType(dict(self.ab_thresholds)))
         for name, value in self.thresholds.items():
             _check_threshold(f"threshold of {name!r}", value)
         object.__setattr__(self, "thresholds", MappingProxyType(dict(self.thresholds)))
@@ -203,6 +225,16 @@ class Budgets:
         """
         override = find_by_benchmark_name(self.thresholds, benchmark_name)
         return self.default_threshold if override is None else override
+
+    def ab_threshold_for(self, name: str) -> float:
+        """The merge gate's threshold of a benchmark (``star-optimized``, ``mtcnn`` ...): its
+        exact name, else the longest matching ``*`` pattern, else the default."""
+        if name in self.ab_thresholds:
+            return self.ab_thresholds[name]
+        matching = [k for k in self.ab_thresholds if "*" in k and fnmatchcase(name, k)]
+        if matching:
+            return self.ab_thresholds[max(matching, key=len)]
+        return self.ab_default_threshold
 
     def budget_for(self, profile: str, benchmark: str) -> Budget | None:
         """The budget of ``benchmark`` on ``profile``, or None when the file sets none.
@@ -287,7 +319,26 @@ def _parse(document: dict[str, object], source: str) -> Budgets:
             )
     budgets = _budgets(document.get("budget", []), source)
     floors = _speedup_floors(document.get("speedup_floor", []), source)
-    return Budgets(source, default_threshold, thresholds, budgets, floors, not_gated)
+    ab = _table(document, "ab", source)
+    _check_keys(ab, _AB_KEYS, source, "[ab]")
+    ab_default = ab.get("default_threshold", DEFAULT_AB_THRESHOLD)
+    _wrap(_check_threshold, source, "[ab] default_threshold", ab_default)
+    ab_load = ab.get("load_threshold", DEFAULT_AB_LOAD_THRESHOLD)
+    _wrap(_check_threshold, source, "[ab] load_threshold", ab_load)
+    ab_thresholds = _table(ab, "thresholds", source)
+    for name, value in ab_thresholds.items():
+        _wrap(_check_threshold, source, f"[ab.thresholds] {name!r}", value)
+    return Budgets(
+        source,
+        default_threshold,
+        thresholds,
+        budgets,
+        floors,
+        not_gated,
+        ab_default_threshold=ab_default,
+        ab_thresholds=ab_thresholds,
+        ab_load_threshold=ab_load,
+    )
 
 
 def _budgets(entries: object, source: str) -> tuple[Budget, ...]:

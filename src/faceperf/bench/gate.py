@@ -57,7 +57,7 @@ class GatePolicy:
         default_threshold: relative change of the median that counts as large (0.10 = 10 %).
         thresholds: benchmark name (full or short, see ``find_by_benchmark_name``) → threshold.
         alpha: significance level of the one-sided Mann-Whitney U test.
-        allow_mismatch: compare runs of different profiles or runtime versions anyway.
+        allow_mismatch: compare runs of different profiles, runtime versions or CPUs anyway.
         accepted: benchmark name → why its regression is accepted (reviewed, e.g. in the PR).
         not_gated: benchmark name or pattern → why it is reported but never judged.
         min_samples: fewer samples than this on either side → unstable, never a regression.
@@ -143,9 +143,10 @@ class GateReport:
         profile: the current run's profile.
         baseline_profile: the baseline's profile (differs only when mismatches were allowed).
         policy: the policy the rows were decided with.
-        mismatches: profile / runtime differences that were allowed with allow_mismatch.
+        mismatches: profile / runtime / CPU differences that were allowed with allow_mismatch.
         problems: run-level failures that are not a single benchmark's (nothing measured).
-        notices: run-level remarks that do not fail the gate (an empty baseline).
+        notices: run-level remarks that do not fail the gate (an empty baseline, a CPU that
+            could not be checked).
     """
 
     rows: tuple[GateRow, ...]
@@ -218,7 +219,7 @@ def compare_runs(baseline: BenchmarkRun, current: BenchmarkRun, policy: GatePoli
         policy: thresholds, significance level and accepted regressions.
 
     Raises:
-        ProfileMismatchError: the profiles or runtime versions differ and
+        ProfileMismatchError: the profiles, runtime versions or CPUs differ and
             ``policy.allow_mismatch`` is false.
     """
     mismatches = _mismatches(baseline, current)
@@ -237,6 +238,9 @@ def compare_runs(baseline: BenchmarkRun, current: BenchmarkRun, policy: GatePoli
         problems.append("the current run measured no benchmarks")
     if not baseline.benchmarks:
         notices.append("the baseline has no benchmarks: nothing was compared")
+    unchecked = _cpu_unchecked(baseline, current)
+    if unchecked is not None:
+        notices.append(unchecked)
     return GateReport(
         rows=rows,
         profile=current.profile,
@@ -390,7 +394,28 @@ def _mismatches(baseline: BenchmarkRun, current: BenchmarkRun) -> list[str]:
         new = current.runtime_versions.get(package, "absent")
         if old != new:
             found.append(f"{package} {old} in the baseline but {new} in the current run")
+    # The profile name does not tell an AMD EPYC from an Intel Xeon of the same ISA and core
+    # count, and the two differ by more than any threshold: check the CPU itself (as pyperf
+    # checks cpu_model_name before comparing).
+    if baseline.cpu is not None and current.cpu is not None and baseline.cpu != current.cpu:
+        found.append(f"baseline recorded on CPU {baseline.cpu}, this run on {current.cpu}")
     return found
+
+
+def _cpu_unchecked(baseline: BenchmarkRun, current: BenchmarkRun) -> str | None:
+    """The notice when a side does not record its CPU: not refused (baselines recorded before
+    faceperf stored the CPU, machines whose OS does not name it), but the reader must know the
+    timings may come from different CPUs."""
+    if baseline.cpu is not None and current.cpu is not None:
+        return None
+    if baseline.cpu is None and current.cpu is None:
+        return "the CPU could not be checked: neither the baseline nor this run records it"
+    if baseline.cpu is None:
+        return (
+            f"the CPU could not be checked: the baseline does not record it (this run: "
+            f"{current.cpu}); `faceperf baseline update` records it"
+        )
+    return f"the CPU could not be checked: this run does not record it (baseline: {baseline.cpu})"
 
 
 def _check_fraction(what: str, value: float) -> None:

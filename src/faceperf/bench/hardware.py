@@ -23,6 +23,35 @@ RUNTIMES = {
     "coreml": "coremltools",
     "torch": "torch",
 }
+UNKNOWN_CPU = "unknown"  # the brand when /proc/cpuinfo has no model name
+
+
+@dataclass(frozen=True)
+class CpuIdentity:
+    """Which CPU a run was measured on: its vendor and model, as the OS names them.
+
+    The profile name is coarser than this (an AMD EPYC and an Intel Xeon with AVX-512 and two
+    cores share one), yet the CPU moves timings by more than the gate's threshold, so runs of
+    different CPUs must not be compared. Whitespace is collapsed so that two sources spelling
+    the same name differently (py-cpuinfo and faceperf's probe) still agree.
+
+    Args:
+        vendor: ``AuthenticAMD``, ``GenuineIntel`` (/proc/cpuinfo ``vendor_id``), ``Apple``.
+        model: the brand string, e.g. ``AMD EPYC 9R14`` or ``Apple M1 Pro``.
+    """
+
+    vendor: str
+    model: str
+
+    def __post_init__(self) -> None:
+        for what in ("vendor", "model"):
+            value = getattr(self, what)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"CPU {what} {value!r}: expected a non-empty string")
+            object.__setattr__(self, what, " ".join(value.split()))
+
+    def __str__(self) -> str:
+        return f"{self.model!r} ({self.vendor})"
 
 
 @dataclass(frozen=True)
@@ -34,6 +63,21 @@ class SystemFacts:
     cpu_brand: str
     cores: int
     cpu_flags: frozenset[str] = field(default_factory=frozenset)
+    cpu_vendor: str | None = None  # None: the OS did not say (aarch64 Linux, Windows)
+
+    @property
+    def cpu(self) -> CpuIdentity | None:
+        """The CPU's identity, or None when the probe could not read both vendor and model."""
+        if not self.cpu_vendor or not self.cpu_brand or self.cpu_brand == UNKNOWN_CPU:
+            return None
+        return CpuIdentity(self.cpu_vendor, self.cpu_brand)
+
+    def describe_cpu(self) -> str:
+        """The CPU as ``faceperf profile`` shows it, saying when the gate cannot check it."""
+        if self.cpu is not None:
+            return str(self.cpu)
+        vendor = self.cpu_vendor or "vendor unknown"
+        return f"{self.cpu_brand!r} ({vendor}): not recorded, so the gate cannot check it"
 
 
 @dataclass(frozen=True)
@@ -53,6 +97,7 @@ class HardwareProfile:
             "os": self.facts.os,
             "machine": self.facts.machine,
             "cpu_brand": self.facts.cpu_brand,
+            "cpu_vendor": self.facts.cpu_vendor,
             "cores": self.facts.cores,
             "backend": self.backend,
             "runtime": self.runtime,
@@ -63,21 +108,31 @@ class HardwareProfile:
 def probe_system() -> SystemFacts:
     """Read the facts of this machine."""
     system, machine = platform.system(), platform.machine()
-    brand, flags = platform.processor() or machine, frozenset()
+    brand, flags, vendor = platform.processor() or machine, frozenset(), None
     if system == "Linux" and Path("/proc/cpuinfo").exists():
-        brand, flags = _linux_cpu(Path("/proc/cpuinfo").read_text(errors="replace"))
+        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        (brand, flags), vendor = _linux_cpu(cpuinfo), _linux_vendor(cpuinfo)
     elif system == "Darwin":
-        brand = _sysctl("machdep.cpu.brand_string") or brand
-    return SystemFacts(system, machine, brand, os.cpu_count() or 1, flags)
+        model = _sysctl("machdep.cpu.brand_string")
+        brand = model or brand
+        # Intel Macs name their vendor (GenuineIntel); Apple Silicon has no such key.
+        vendor = _sysctl("machdep.cpu.vendor") or ("Apple" if model else None)
+    return SystemFacts(system, machine, brand, os.cpu_count() or 1, flags, vendor)
 
 
 def _linux_cpu(cpuinfo: str) -> tuple[str, frozenset[str]]:
     brand = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
     flags = re.search(r"^(?:flags|Features)\s*:\s*(.+)$", cpuinfo, re.M)
     return (
-        brand.group(1).strip() if brand else "unknown",
+        brand.group(1).strip() if brand else UNKNOWN_CPU,
         frozenset(flags.group(1).split()) if flags else frozenset(),
     )
+
+
+def _linux_vendor(cpuinfo: str) -> str | None:
+    """x86's ``vendor_id`` (what py-cpuinfo records as ``vendor_id_raw``); None on ARM."""
+    vendor = re.search(r"^vendor_id\s*:\s*(\S.*)$", cpuinfo, re.M)
+    return vendor.group(1).strip() if vendor else None
 
 
 def _sysctl(key: str) -> str | None:

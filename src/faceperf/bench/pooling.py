@@ -4,6 +4,10 @@ One run is one draw of the machine's state: on a shared runner a whole run can b
 and a baseline taken from it makes every later run look fast (or, from a fast run, slow). The
 samples of several runs together describe the machine's usual state, so the gate measures a
 later run against the middle of what this machine does, not against one extreme.
+
+Only runs of one profile, runtime and CPU pool: samples of an AMD EPYC and an Intel Xeon
+together describe neither machine, and the gate could no longer tell which CPU the baseline
+belongs to.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from faceperf.bench.canary import CANARY_KEY
 from faceperf.bench.errors import BaselineError
-from faceperf.bench.storage import parse_run
+from faceperf.bench.storage import CPU_KEY, FACEPERF_KEY, BenchmarkRun, parse_run
 
 
 def pool_runs(documents: Sequence[Mapping[str, object]], sources: Sequence[str]) -> dict:
@@ -22,12 +26,17 @@ def pool_runs(documents: Sequence[Mapping[str, object]], sources: Sequence[str])
     of every run that measured it; summary statistics recomputed so that
     ``pytest-benchmark compare`` reads the pooled numbers.
 
+    The pooled document is the first run's, so it keeps that run's machine info; the CPU all
+    runs were measured on is also written to faceperf's own field (``machine_info.faceperf.cpu``)
+    when only pytest-benchmark's record named it.
+
     Args:
-        documents: decoded pytest-benchmark JSON runs of one profile and runtime versions.
+        documents: decoded pytest-benchmark JSON runs of one profile, runtime versions and CPU.
         sources: their file names, for messages.
 
     Raises:
-        BaselineError: no runs, or runs of different profiles or runtime versions.
+        BaselineError: no runs, or runs of different profiles, runtime versions or CPUs (or a
+            run that records its CPU with one that does not, since they cannot be told apart).
     """
     if not documents:
         raise BaselineError("no runs to pool")
@@ -43,7 +52,11 @@ def pool_runs(documents: Sequence[Mapping[str, object]], sources: Sequence[str])
                 f"{sources[0]} on {first.profile} with {dict(first.runtime_versions)}: "
                 "only runs of one profile and runtime pool"
             )
+        _check_same_cpu(first, sources[0], run, source)
     pooled = copy.deepcopy(dict(documents[0]))
+    if first.cpu is not None:
+        faceperf = pooled["machine_info"][FACEPERF_KEY]
+        faceperf[CPU_KEY] = {"vendor": first.cpu.vendor, "model": first.cpu.model}
     others = [{entry["fullname"]: entry for entry in doc["benchmarks"]} for doc in documents[1:]]
     for entry in pooled["benchmarks"]:
         extra = [other[entry["fullname"]] for other in others if entry["fullname"] in other]
@@ -60,6 +73,18 @@ def pool_runs(documents: Sequence[Mapping[str, object]], sources: Sequence[str])
             entry.get("extra_info", {}).pop(CANARY_KEY, None)
         entry.setdefault("extra_info", {})["pooled_runs"] = 1 + len(extra)
     return pooled
+
+
+def _check_same_cpu(first: BenchmarkRun, first_source: str, run: BenchmarkRun, source: str) -> None:
+    if run.cpu != first.cpu:
+        raise BaselineError(
+            f"{source} was measured on {_cpu_text(run)}, {first_source} on {_cpu_text(first)}: "
+            "only runs of one CPU pool"
+        )
+
+
+def _cpu_text(run: BenchmarkRun) -> str:
+    return "a CPU it does not record" if run.cpu is None else f"CPU {run.cpu}"
 
 
 def _stats(data: list[float], iterations: int) -> dict:

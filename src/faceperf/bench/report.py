@@ -53,9 +53,12 @@ def gate(inputs: ReportInputs) -> tuple[GateReport | None, BenchmarkRun]:
     return compare_runs(load_run(inputs.baseline), current, inputs.policy), current
 
 
-def write_report(directory: Path, inputs: ReportInputs, baseline_hint: str) -> GateReport | None:
+def write_report(
+    directory: Path, inputs: ReportInputs, baseline_hint: str, lead: str = ""
+) -> GateReport | None:
     """Write summary.md, the plots and the stage profile into ``directory``; return the gate's
-    verdict. Everything is rebuilt from the results file (and the baseline) alone.
+    verdict. Everything is rebuilt from the results file (and the baseline) alone, except
+    ``lead``: markdown that opens summary.md (the merge gate's verdicts).
 
     Raises:
         BaselineError: the results or the baseline cannot be read, or a speedup or stage
@@ -70,7 +73,7 @@ def write_report(directory: Path, inputs: ReportInputs, baseline_hint: str) -> G
     else:
         text = report.markdown()
     try:
-        text += speedup_markdown(current)
+        text = lead + text + speedup_markdown(current)
         atomic_write_bytes(directory / "summary.md", text.encode())
         write_stage_outputs(directory, current)
     except ValueError as exc:

@@ -6,10 +6,13 @@ needs two things on top of pytest-benchmark's own fields:
 
 - ``benchmarks[i].stats.data``: the raw per-round durations in seconds, because the gate tests
   distributions (Mann-Whitney U), not one summary statistic;
-- ``machine_info.faceperf = {"profile": ..., "runtime_versions": {...}}``: the hardware profile
-  and runtime versions the run was measured with, written by faceperf's pytest plugin through
-  ``pytest_benchmark_update_machine_info`` (see :func:`faceperf_machine_info`), because runs of
-  different profiles or runtimes must never be compared.
+- ``machine_info.faceperf = {"profile": ..., "runtime_versions": {...}, "cpu": {...}}``: the
+  hardware profile, runtime versions and CPU (vendor and model) the run was measured with,
+  written by faceperf's pytest plugin through ``pytest_benchmark_update_machine_info`` (see
+  :func:`faceperf_machine_info`), because runs of different profiles, runtimes or CPUs must
+  never be compared. Files recorded before faceperf stored the CPU still name it in
+  pytest-benchmark's own ``machine_info.cpu`` (py-cpuinfo's ``vendor_id_raw`` / ``brand_raw``),
+  which is read instead.
 
 Everything else in the document (commit info, pytest-benchmark's summary stats, options) is kept
 in the file but not read.
@@ -30,9 +33,11 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from faceperf.bench.errors import BaselineError
+from faceperf.bench.hardware import CpuIdentity
 from faceperf.fileio import atomic_write_json
 
 FACEPERF_KEY = "faceperf"  # the key under machine_info that faceperf owns
+CPU_KEY = "cpu"  # under machine_info.faceperf: {"vendor": ..., "model": ...}
 
 V = TypeVar("V")
 
@@ -87,12 +92,15 @@ class BenchmarkRun:
         machine_info: pytest-benchmark's ``machine_info`` as recorded (kept for reports).
         benchmarks: benchmark name → its samples; each key equals its value's ``name``. May be
             empty: an empty run loads, and the gate decides what that means.
+        cpu: the CPU the run was measured on; None when the file does not say (the gate then
+            cannot check it and says so).
     """
 
     profile: str
     runtime_versions: Mapping[str, str]
     machine_info: Mapping[str, object]
     benchmarks: Mapping[str, BenchmarkSamples]
+    cpu: CpuIdentity | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.profile, str) or not self.profile:
@@ -106,6 +114,8 @@ class BenchmarkRun:
                 )
         if not isinstance(self.machine_info, Mapping):
             raise ValueError("machine_info must be a mapping")
+        if self.cpu is not None and not isinstance(self.cpu, CpuIdentity):
+            raise ValueError(f"cpu {self.cpu!r}: expected a CpuIdentity or None")
         for key, samples in self.benchmarks.items():
             if not isinstance(samples, BenchmarkSamples) or samples.name != key:
                 raise ValueError(f"benchmarks[{key!r}] must be the BenchmarkSamples named {key!r}")
@@ -120,6 +130,7 @@ class BenchmarkRun:
         runtime_versions: Mapping[str, str],
         benchmarks: Iterable[BenchmarkSamples],
         machine_info: Mapping[str, object] | None = None,
+        cpu: CpuIdentity | None = None,
     ) -> BenchmarkRun:
         """Build a run from a list of samples (names must be unique).
 
@@ -127,7 +138,10 @@ class BenchmarkRun:
             profile: the hardware profile name.
             runtime_versions: runtime package → version.
             benchmarks: the benchmarks' samples.
-            machine_info: pytest-benchmark's machine_info; by default only the faceperf section.
+            machine_info: pytest-benchmark's machine_info; by default only the faceperf section
+                (with ``cpu`` in it). Kept as given: ``cpu`` is not read from it here (that is
+                :func:`parse_run`'s job).
+            cpu: the CPU the run was measured on, if known.
         """
         by_name: dict[str, BenchmarkSamples] = {}
         for samples in benchmarks:
@@ -135,11 +149,13 @@ class BenchmarkRun:
                 raise ValueError(f"benchmark {samples.name} appears twice")
             by_name[samples.name] = samples
         if machine_info is None:
-            machine_info = {FACEPERF_KEY: faceperf_machine_info(profile, runtime_versions)}
-        return cls(profile, runtime_versions, machine_info, by_name)
+            machine_info = {FACEPERF_KEY: faceperf_machine_info(profile, runtime_versions, cpu)}
+        return cls(profile, runtime_versions, machine_info, by_name, cpu)
 
 
-def faceperf_machine_info(profile: str, runtime_versions: Mapping[str, str]) -> dict[str, object]:
+def faceperf_machine_info(
+    profile: str, runtime_versions: Mapping[str, str], cpu: CpuIdentity | None = None
+) -> dict[str, object]:
     """The section faceperf's pytest plugin stores as ``machine_info["faceperf"]``.
 
     One definition of the layout that :func:`parse_run` reads back.
@@ -147,8 +163,13 @@ def faceperf_machine_info(profile: str, runtime_versions: Mapping[str, str]) -> 
     Args:
         profile: the hardware profile name.
         runtime_versions: runtime package → version.
+        cpu: the CPU measured on; left out when unknown, so that pytest-benchmark's own record
+            (py-cpuinfo may know more than faceperf's probe) is read instead.
     """
-    return {"profile": profile, "runtime_versions": dict(runtime_versions)}
+    section: dict[str, object] = {"profile": profile, "runtime_versions": dict(runtime_versions)}
+    if cpu is not None:
+        section[CPU_KEY] = {"vendor": cpu.vendor, "model": cpu.model}
+    return section
 
 
 def short_name(fullname: str) -> str:
@@ -191,17 +212,18 @@ def parse_run(document: object, source: str) -> BenchmarkRun:
 
     Raises:
         BaselineError: the document is not a pytest-benchmark run with raw samples and a
-            faceperf profile.
+            faceperf profile, or its faceperf CPU record is malformed.
     """
     if not isinstance(document, Mapping):
         raise BaselineError(f"{source}: expected a pytest-benchmark JSON object at the top level")
     profile, runtime_versions = _faceperf_section(document.get("machine_info"), source)
+    cpu = _cpu(document["machine_info"], source)
     entries = document.get("benchmarks")
     if not isinstance(entries, list):
         raise BaselineError(f"{source}: no 'benchmarks' list; not a pytest-benchmark JSON file")
     samples = [_parse_benchmark(entry, index, source) for index, entry in enumerate(entries)]
     try:
-        return BenchmarkRun.of(profile, runtime_versions, samples, document["machine_info"])
+        return BenchmarkRun.of(profile, runtime_versions, samples, document["machine_info"], cpu)
     except ValueError as exc:
         raise BaselineError(f"{source}: {exc}") from None
 
@@ -274,6 +296,39 @@ def _faceperf_section(machine_info: object, source: str) -> tuple[str, dict[str,
             f"version strings, got {versions!r}"
         )
     return profile, dict(versions)
+
+
+def _cpu(machine_info: Mapping[str, object], source: str) -> CpuIdentity | None:
+    """faceperf's CPU record, else pytest-benchmark's (py-cpuinfo), else None (unknown).
+
+    faceperf's record is its own format, so a malformed one is an error; pytest-benchmark's
+    is read leniently (py-cpuinfo leaves out what it could not find), and a field missing
+    there only makes the CPU unknown.
+    """
+    section = machine_info[FACEPERF_KEY]
+    assert isinstance(section, Mapping)  # _faceperf_section checked it
+    if section.get(CPU_KEY) is not None:
+        record = section[CPU_KEY]
+        vendor = record.get("vendor") if isinstance(record, Mapping) else None
+        model = record.get("model") if isinstance(record, Mapping) else None
+        try:
+            return CpuIdentity(vendor, model)  # type: ignore[arg-type]  # checked there
+        except ValueError:
+            raise BaselineError(
+                f"{source}: machine_info.{FACEPERF_KEY}.{CPU_KEY} must be "
+                f'{{"vendor": "...", "model": "..."}} with non-empty strings, got {record!r}'
+            ) from None
+    cpuinfo = machine_info.get("cpu")
+    if not isinstance(cpuinfo, Mapping):
+        return None
+    vendor, model = cpuinfo.get("vendor_id_raw"), cpuinfo.get("brand_raw")
+    if not isinstance(model, str) or not model.strip():
+        return None
+    if not isinstance(vendor, str) or not vendor.strip():
+        # py-cpuinfo finds no vendor on Apple Silicon (no machdep.cpu.vendor); faceperf's probe
+        # calls it Apple, and the two must agree for an old baseline to compare with a new run.
+        vendor = "Apple" if model.startswith("Apple ") else None
+    return None if vendor is None else CpuIdentity(vendor, model)
 
 
 def _parse_benchmark(entry: object, index: int, source: str) -> BenchmarkSamples:

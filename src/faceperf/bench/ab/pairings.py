@@ -1,0 +1,247 @@
+"""What the merge gate times: the same work on two artifact sets, opened once each.
+
+Benchmarks, by name:
+- ``<model>-<variant>``: one inference on a realistic input (steady state, warm session);
+- ``<model>-<variant>-load``: opening the session (graph optimisation, kernel choice);
+- ``mtcnn``: the MTCNN cascade over the four 1080p fixture scenes (OpenFace preset);
+- ``pipeline``: the Face Mirror loop over the first two frames of the synthetic clip (one with
+  detection, one tracked: every stage, about a second a call on a 2-core x86-64 VM).
+
+Both sides get the same input arrays, the same backend and thread count; ``mtcnn`` and
+``pipeline`` run on the gated variant (``optimized``, or ``coreml`` on the Core ML backend).
+A model or variant on one side only is reported as added or removed, not measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from faceperf import fixture_faces
+from faceperf.artifacts.layout import VARIANTS
+from faceperf.artifacts.manifest import Manifest, read_manifest
+from faceperf.bench.ab.sequential import Pairing
+from faceperf.errors import ArtifactError
+from faceperf.models.registry import default_registry
+from faceperf.pipeline.face_mirror import FaceMirrorLoop
+from faceperf.pipeline.mtcnn_detector import OPENFACE_PRESET, MTCNNDetector
+from faceperf.pipeline.video import synthetic_frames
+from faceperf.runtime.backends import parse_backend
+from faceperf.runtime.factory import open_runner
+from faceperf.sample_inputs import sample_batch
+
+MTCNN, PIPELINE = "mtcnn", "pipeline"
+COMPOSITES = {
+    MTCNN: ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"),
+    PIPELINE: ("retinaface", "star", "mtl"),
+}
+LOAD_SUFFIX = "-load"
+DEFAULT_VARIANTS = ("optimized", "optimized_fp16")
+MTCNN_SCENES = ("scene1", "scene2", "scene3", "scene4")
+PIPELINE_FRAMES = 2
+
+
+@dataclass(frozen=True)
+class AbRequest:
+    """Which benchmarks to run on which two artifact sets.
+
+    Args:
+        reference: the base's artifact folder.
+        candidate: the pull request's artifact folder.
+        models: models and composites (``mtcnn``, ``pipeline``) to judge; None: all.
+        variants: variants of the single-model benchmarks.
+        backend: the runtime backend name of both sides (``ort-cpu``, ``coreml:CPU_ONLY`` ...).
+        threads: intra-op threads per session.
+        cold_load: also judge session creation per model and variant (off by default: it
+            costs a third of the run, and session creation is judged by the speedup floors).
+    """
+
+    reference: Path
+    candidate: Path
+    models: tuple[str, ...] | None = None
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
+    backend: str = "ort-cpu"
+    threads: int = 1
+    cold_load: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants:
+            raise ValueError(
+                f"variants {list(self.variants)}: expected some of {', '.join(VARIANTS)}"
+            )
+        if self.threads < 1:
+            raise ValueError(f"threads {self.threads}: expected at least 1")
+        parse_backend(self.backend)  # a bad name fails here, not after minutes of building
+
+    @property
+    def gated_variant(self) -> str:
+        """The variant ``mtcnn`` and ``pipeline`` run on."""
+        return "coreml" if parse_backend(self.backend).is_coreml else "optimized"
+
+
+@dataclass(frozen=True)
+class AbPlan:
+    """The benchmarks both sides can run, and what only one side has.
+
+    Args:
+        judged: benchmark names, in measuring order.
+        added: ``model/variant`` only the candidate has.
+        removed: ``model/variant`` only the reference has.
+    """
+
+    judged: tuple[str, ...]
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+def plan(request: AbRequest, reference: Manifest, candidate: Manifest) -> AbPlan:
+    """Match the two manifests: what is judged, added and removed.
+
+    Raises:
+        ArtifactError: a requested model is on neither side.
+    """
+    ref_pairs = _pairs(reference)
+    cand_pairs = _pairs(candidate)
+    wanted_models = request.models
+    if wanted_models is not None:
+        known = {m for m, _ in ref_pairs | cand_pairs} | set(COMPOSITES)
+        missing = [m for m in wanted_models if m not in known]
+        if missing:
+            raise ArtifactError(
+                f"model(s) {', '.join(map(repr, missing))} in neither artifact set "
+                f"({request.reference}, {request.candidate})"
+            )
+
+    def wanted(model: str) -> bool:
+        return wanted_models is None or model in wanted_models
+
+    both = sorted((m, v) for m, v in ref_pairs & cand_pairs if wanted(m) and v in request.variants)
+    judged = [f"{m}-{v}" for m, v in both]
+    if request.cold_load:
+        judged += [f"{m}-{v}{LOAD_SUFFIX}" for m, v in both]
+    for composite, members in COMPOSITES.items():
+        present = all((m, request.gated_variant) in ref_pairs & cand_pairs for m in members)
+        if wanted(composite) and present:
+            judged.append(composite)
+    only = sorted(
+        f"{m}/{v}" for m, v in cand_pairs ^ ref_pairs if wanted(m) and v in request.variants
+    )
+    return AbPlan(
+        judged=tuple(judged),
+        added=tuple(p for p in only if tuple(p.split("/")) in cand_pairs),
+        removed=tuple(p for p in only if tuple(p.split("/")) in ref_pairs),
+    )
+
+
+def _pairs(manifest: Manifest) -> set[tuple[str, str]]:
+    return {(m, v) for m, record in manifest.models.items() for v in record.variants}
+
+
+def is_load(name: str) -> bool:
+    """True for a session-creation benchmark (``star-optimized-load``)."""
+    return name.endswith(LOAD_SUFFIX)
+
+
+def pairings(
+    request: AbRequest,
+    names: Sequence[str],
+    thresholds: Callable[[str], float],
+) -> list[Pairing]:
+    """Open both sides of every named benchmark (sessions, inputs) and return the calls.
+
+    Every artifact is checked against its manifest's sha256 as it is opened.
+    """
+    return [Pairing(name, *_calls(request, name), threshold=thresholds(name)) for name in names]
+
+
+def _calls(request: AbRequest, name: str) -> tuple[Callable[[], object], Callable[[], object]]:
+    if name == MTCNN:
+        frames = _mtcnn_frames()
+        return tuple(_mtcnn_call(request, d, frames) for d in _sides(request))
+    if name == PIPELINE:
+        frames = _pipeline_frames()
+        return tuple(_pipeline_call(request, d, frames) for d in _sides(request))
+    load = is_load(name)
+    model, variant = name.removesuffix(LOAD_SUFFIX).rsplit("-", 1)
+    if load:
+        return tuple(_load_call(request, d, model, variant) for d in _sides(request))
+    feeds = _feeds(model, variant)
+    return tuple(_inference_call(request, d, model, variant, feeds) for d in _sides(request))
+
+
+def _sides(request: AbRequest) -> tuple[Path, Path]:
+    return request.reference, request.candidate
+
+
+def _feeds(model: str, variant: str) -> dict[str, np.ndarray]:
+    spec = default_registry()[model]
+    sample = np.array(sample_batch(model)[:1])
+    if variant == "coreml":
+        sample = sample.astype(np.float16)
+    return {spec.input_name: sample}
+
+
+def _inference_call(
+    request: AbRequest, directory: Path, model: str, variant: str, feeds: dict[str, np.ndarray]
+) -> Callable[[], object]:
+    runner = open_runner(directory, model, variant, request.backend, threads=request.threads)
+    return lambda: runner.run(feeds)
+
+
+def _load_call(
+    request: AbRequest, directory: Path, model: str, variant: str
+) -> Callable[[], object]:
+    open_runner(directory, model, variant, request.backend, threads=request.threads)  # verify
+
+    def load() -> object:
+        return open_runner(
+            directory, model, variant, request.backend, threads=request.threads, verify=False
+        )
+
+    return load
+
+
+def _mtcnn_frames() -> list[np.ndarray]:
+    return [fixture_faces.load_image(name) for name in MTCNN_SCENES]
+
+
+def _mtcnn_call(
+    request: AbRequest, directory: Path, frames: list[np.ndarray]
+) -> Callable[[], object]:
+    detector = MTCNNDetector.from_artifacts(
+        directory,
+        variant=request.gated_variant,
+        backend=request.backend,
+        params=OPENFACE_PRESET,
+        threads=request.threads,
+    )
+    return lambda: [detector.detect(frame) for frame in frames]
+
+
+def _pipeline_frames() -> list[np.ndarray]:
+    return list(synthetic_frames(PIPELINE_FRAMES))
+
+
+def _pipeline_call(
+    request: AbRequest, directory: Path, frames: list[np.ndarray]
+) -> Callable[[], object]:
+    loop = FaceMirrorLoop.from_artifacts(
+        directory, variant=request.gated_variant, backend=request.backend, threads=request.threads
+    )
+    return lambda: list(loop.run(frames))
+
+
+def read_sides(request: AbRequest) -> tuple[Manifest, Manifest]:
+    """Both manifests; a missing or empty folder is one line naming it and its role."""
+    manifests = []
+    for role, directory in (("reference", request.reference), ("candidate", request.candidate)):
+        if not directory.is_dir():
+            raise ArtifactError(f"{role} artifact folder {directory} does not exist")
+        if not any(directory.iterdir()):
+            raise ArtifactError(f"{role} artifact folder {directory} is empty")
+        manifests.append(read_manifest(directory))
+    return manifests[0], manifests[1]

@@ -1,0 +1,119 @@
+"""The merge gate's result: every benchmark's verdict, what decides the exit code, and the JSON
+that keeps every raw round beside the environment and both artifact sets' fingerprints."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from faceperf.bench.ab.sequential import Outcome
+from faceperf.bench.ab.stats import Verdict
+
+EXIT_OK, EXIT_SLOWER = 0, 1
+AB_JSON_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AbResult:
+    """One merge-gate run.
+
+    Args:
+        outcomes: the judged benchmarks, in measuring order.
+        added: ``model/variant`` only the candidate has.
+        removed: ``model/variant`` only the reference has.
+        accepted: benchmark name → a reviewer's reason to accept its slowdown.
+        timed_out: the time budget ended with benchmarks still undecided.
+        elapsed_s: seconds the measuring took (sessions opened before it).
+        environment: profile, versions, backend, threads, seed, budget, date.
+        sides: ``reference`` / ``candidate`` → folder and artifact fingerprints.
+    """
+
+    outcomes: tuple[Outcome, ...]
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    accepted: Mapping[str, str] = field(default_factory=dict)
+    timed_out: bool = False
+    elapsed_s: float = 0.0
+    environment: Mapping[str, object] = field(default_factory=dict)
+    sides: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcomes", tuple(self.outcomes))
+        object.__setattr__(self, "accepted", MappingProxyType(dict(self.accepted)))
+
+    def count(self, verdict: Verdict) -> int:
+        return sum(1 for o in self.outcomes if o.verdict is verdict)
+
+    def failing(self, strict: bool = False) -> list[Outcome]:
+        """Benchmarks that fail the gate: ``slower`` and not accepted; with ``strict``, also
+        ``undecided``."""
+        bad = {Verdict.SLOWER} | ({Verdict.UNDECIDED} if strict else set())
+        return [o for o in self.outcomes if o.verdict in bad and o.name not in self.accepted]
+
+    def exit_code(self, strict: bool = False) -> int:
+        return EXIT_SLOWER if self.failing(strict) else EXIT_OK
+
+    def headline(self, strict: bool = False) -> str:
+        """The one verdict line a reviewer reads first."""
+        counts = ", ".join(
+            f"{self.count(v)} {v.value}" for v in Verdict if self.count(v) or v is Verdict.SLOWER
+        )
+        failing = self.failing(strict)
+        if failing:
+            status = f"FAIL: {', '.join(o.name for o in failing)} "
+            slower = all(o.verdict is Verdict.SLOWER for o in failing)
+            status += "slower" if slower else "slower or not decided"
+        elif self.count(Verdict.UNDECIDED):
+            status = "PASS (some undecided: rerun with more --max-time, or --strict to fail)"
+        else:
+            status = "PASS"
+        extra = ""
+        if self.added or self.removed:
+            extra = f"; {len(self.added)} added, {len(self.removed)} removed"
+        return (
+            f"faceperf ab: {status} — {len(self.outcomes)} benchmarks: {counts}{extra} "
+            f"({self.elapsed_s:.0f} s)"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "faceperf_ab": AB_JSON_VERSION,
+            "environment": dict(self.environment),
+            "sides": dict(self.sides),
+            "timed_out": self.timed_out,
+            "elapsed_s": self.elapsed_s,
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "accepted": dict(self.accepted),
+            "benchmarks": [outcome_json(o, self.accepted.get(o.name)) for o in self.outcomes],
+        }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def outcome_json(outcome: Outcome, accepted: str | None = None) -> dict[str, object]:
+    interval = outcome.interval
+    return {
+        "name": outcome.name,
+        "verdict": outcome.verdict.value,
+        "accepted": accepted,
+        "threshold": outcome.threshold,
+        "ratio": None if interval is None else interval.point,
+        # An unbounded side (too few rounds) is null: JSON has no infinity.
+        "interval": None if interval is None else [_finite(interval.low), _finite(interval.high)],
+        "confidence": outcome.schedule.confidence,
+        "rounds": outcome.rounds,
+        "looks": outcome.looks,
+        "schedule": {
+            "first": outcome.schedule.first,
+            "looks": outcome.schedule.looks,
+            "alpha": outcome.schedule.alpha,
+        },
+        "calls_per_sample": outcome.inner,
+        "reference_s": list(outcome.reference_s),
+        "candidate_s": list(outcome.candidate_s),
+    }

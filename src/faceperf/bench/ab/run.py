@@ -1,0 +1,150 @@
+"""One merge-gate run: match the two artifact sets, open both sides, measure sequentially, and
+write the report folder (summary.md, ab.json, ab.png) in one piece."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from faceperf.artifacts.manifest import Manifest, manifest_path
+from faceperf.bench.ab import render
+from faceperf.bench.ab.pairings import AbRequest, is_load, pairings, plan, read_sides
+from faceperf.bench.ab.result import AbResult
+from faceperf.bench.ab.sequential import Clock, Outcome, measure_sequential
+from faceperf.bench.budgets import Budgets
+from faceperf.bench.hardware import detect_profile
+from faceperf.errors import FaceperfError
+from faceperf.fileio import atomic_write_bytes, atomic_write_json, sha256_path
+
+# With opening the sessions, a default run (12 models x variants, mtcnn, pipeline) stays within
+# four minutes on a 2-core CI VM.
+DEFAULT_MAX_TIME_S = 200.0
+_VERSIONED = ("onnxruntime", "coremltools", "torch", "numpy")
+
+
+def run_ab(
+    request: AbRequest,
+    budgets: Budgets,
+    max_time_s: float = DEFAULT_MAX_TIME_S,
+    accepted: Mapping[str, str] | None = None,
+    seed: int = 0,
+    clock: Clock = time.perf_counter,
+    on_look: Callable[[Outcome], None] | None = None,
+) -> AbResult:
+    """Measure the candidate against the reference and judge every benchmark.
+
+    Args:
+        request: the two artifact folders and what to run on them.
+        budgets: supplies each benchmark's threshold (``[ab]`` of budgets.toml).
+        max_time_s: the time budget of the measuring (seconds, > 0).
+        accepted: benchmark name → a reviewer's reason to accept its slowdown.
+        seed: seeds the order within rounds.
+        clock: seconds; injected so tests control time.
+        on_look: progress callback after every look.
+
+    Raises:
+        FaceperfError (ArtifactError ...): a folder is missing or empty, a manifest does not
+            parse, an artifact fails its sha256, a requested model is in neither set.
+        ValueError: ``max_time_s`` is not positive, ``accepted`` names an unjudged benchmark.
+    """
+    if not max_time_s > 0:
+        raise ValueError(f"max time {max_time_s!r}: expected a positive number of seconds")
+    reference, candidate = read_sides(request)
+    matched = plan(request, reference, candidate)
+    if accepted:
+        unknown = sorted(set(accepted) - set(matched.judged))
+        if unknown:
+            raise FaceperfError(
+                f"--accept {', '.join(map(repr, unknown))}: not a benchmark of this run "
+                f"(judged: {', '.join(matched.judged) or 'none'})"
+            )
+    calls = pairings(request, matched.judged, lambda name: threshold_of(budgets, name))
+    measured = measure_sequential(calls, max_time_s, seed=seed, clock=clock, on_look=on_look)
+    return AbResult(
+        outcomes=measured.outcomes,
+        added=matched.added,
+        removed=matched.removed,
+        accepted=accepted or {},
+        timed_out=measured.timed_out,
+        elapsed_s=measured.elapsed_s,
+        environment=environment(request, seed, max_time_s),
+        sides={
+            "reference": side_fingerprint(request.reference, reference),
+            "candidate": side_fingerprint(request.candidate, candidate),
+        },
+    )
+
+
+def threshold_of(budgets: Budgets, name: str) -> float:
+    """A merge-gate benchmark's threshold from the budgets file's ``[ab]`` table."""
+    return budgets.ab_load_threshold if is_load(name) else budgets.ab_threshold_for(name)
+
+
+def environment(request: AbRequest, seed: int, max_time_s: float) -> dict[str, object]:
+    """Where and how it was measured: enough to tell two runs' conditions apart."""
+    profile = detect_profile(request.backend)
+    return {
+        "profile": profile.name,
+        "cpu": profile.facts.cpu_brand,
+        "cores": profile.facts.cores,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "versions": {name: _version(name) for name in _VERSIONED},
+        "backend": request.backend,
+        "threads": request.threads,
+        "variants": list(request.variants),
+        "seed": seed,
+        "max_time_s": max_time_s,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def side_fingerprint(directory: Path, manifest: Manifest) -> dict[str, object]:
+    """The artifact set: its folder, manifest hash and every artifact's recorded sha256."""
+    return {
+        "directory": str(directory),
+        "manifest_sha256": sha256_path(manifest_path(directory)),
+        "artifacts": {
+            f"{model}/{variant}": record.sha256
+            for model, model_record in sorted(manifest.models.items())
+            for variant, record in sorted(model_record.variants.items())
+        },
+    }
+
+
+def write_ab_report(directory: Path, result: AbResult, strict: bool = False) -> Path:
+    """Write ``summary.md``, ``ab.json`` and ``ab.png`` into a new folder ``directory``.
+
+    The folder is assembled beside its final place and renamed into it, so an interrupted
+    write leaves no half-written report.
+    """
+    if directory.exists():
+        raise FaceperfError(f"report folder {directory} already exists")
+    staging = directory.with_name(f".{directory.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        write_ab_files(staging, result, strict)
+        staging.rename(directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def write_ab_files(directory: Path, result: AbResult, strict: bool = False) -> None:
+    """``summary.md``, ``ab.json`` and ``ab.png`` into an existing folder, each atomically."""
+    atomic_write_json(directory / "ab.json", result.to_json())
+    render.plot(result, directory / "ab.png")
+    atomic_write_bytes(directory / "summary.md", render.markdown(result, strict).encode())
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
