@@ -188,3 +188,34 @@ def test_ctrl_c_while_measuring_writes_no_report(
     assert _ab(reference, artifacts_dir, tmp_path / "report") == 130
     assert "interrupted; no report written" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("backend", ["coreml", "coreml:CPU_ONLY", "ort-coreml"])
+def test_core_ml_backends_on_macos(reference, artifacts_dir, tmp_path, capsys, backend):
+    # The same interleaved A/A through Core ML (the coreml variant) or ONNX Runtime's CoreML EP.
+    from faceperf.runtime.coreml_backend import coreml_unavailable_reason
+
+    reason = coreml_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    args = ["ab", "--reference", str(reference), "--candidate", str(artifacts_dir)]
+    args += ["--models", "mtcnn_onet", "--backend", backend, "--threshold", "0.5"]
+    args += ["--max-time", "10", "--report", str(tmp_path / "r")]
+    assert main(args) == 0
+    document = json.loads((tmp_path / "r" / "ab.json").read_text())
+    expected = "mtcnn_onet-coreml" if backend.startswith("coreml") else "mtcnn_onet-optimized"
+    assert expected in [b["name"] for b in document["benchmarks"]]
+
+
+def test_the_core_ml_backend_off_macos_says_why_in_one_line(
+    reference, artifacts_dir, tmp_path, capsys
+):
+    from faceperf.runtime.coreml_backend import coreml_unavailable_reason
+
+    if coreml_unavailable_reason() is None:
+        pytest.skip("on macOS Core ML runs: test_core_ml_backends_on_macos covers it")
+    args = ["ab", "--reference", str(reference), "--candidate", str(artifacts_dir)]
+    args += ["--models", "mtcnn_onet", "--backend", "coreml", "--report", str(tmp_path / "r")]
+    assert main(args) == 2
+    _one_line_error(capsys, "Core ML prediction needs macOS")
+    assert not (tmp_path / "r").exists()

@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -32,24 +33,23 @@ def _variants() -> tuple[str, ...]:
     return VARIANTS
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of seconds")
-    return value
+def _number(accepts: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    """An argparse type for a number ``accepts`` allows; ``expected`` says what in the error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and accepts(value)):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
+        return value
+
+    return parse
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a fraction between 0 and 1")
-    return value
+_positive_seconds = _number(lambda v: v > 0, "a positive number of seconds")
+_fraction = _number(lambda v: 0 < v < 1, "a fraction between 0 and 1")
 
 
 def _accepted(text: str) -> tuple[str, str]:
@@ -91,7 +91,8 @@ def add_ab_command(commands: argparse._SubParsersAction) -> None:
         "--variants",
         type=comma_list("variant", _variants),
         default=None,
-        help="variants of the single-model benchmarks (default: optimized,optimized_fp16)",
+        help="variants of the single-model benchmarks (default: optimized,optimized_fp16; "
+        "coreml on the coreml backend)",
     )
     ab.add_argument("--backend", default="ort-cpu", help="ort-cpu, ort-coreml, coreml[:UNITS]")
     ab.add_argument("--threads", type=int, default=1, help="intra-op threads per session")
@@ -135,7 +136,7 @@ def add_ab_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from faceperf.bench.ab.pairings import DEFAULT_VARIANTS, AbRequest
+    from faceperf.bench.ab.pairings import AbRequest, default_variants
     from faceperf.bench.ab.reference import resolve_reference
     from faceperf.bench.ab.render import markdown, terminal
     from faceperf.bench.ab.run import DEFAULT_MAX_TIME_S, run_ab, write_ab_report
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         reference=reference,
         candidate=args.candidate or default_artifacts_dir(),
         models=tuple(args.models) if args.models else None,
-        variants=tuple(args.variants) if args.variants else DEFAULT_VARIANTS,
+        variants=tuple(args.variants) if args.variants else default_variants(args.backend),
         backend=args.backend,
         threads=args.threads,
         cold_load=args.cold_load,

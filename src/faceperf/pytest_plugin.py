@@ -70,6 +70,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="merge gate: time budget of its measuring in seconds (default 200)",
     )
     group.addoption(
+        "--perf-ab-models",
+        default=None,
+        help="merge gate: comma-separated models and composites (mtcnn, pipeline) to judge "
+        "(default: all)",
+    )
+    group.addoption(
         "--perf-ab-strict",
         action="store_true",
         help="merge gate: fail benchmarks still undecided when the time budget ends",
@@ -127,11 +133,16 @@ def _ab_setup(config: pytest.Config) -> AbSetup:
                 candidate=config.getoption("--artifacts", None),
                 backend=config.getoption("--perf-backend"),
                 threads=config.getoption("--perf-threads"),
+                models=_models(config.getoption("--perf-ab-models")),
                 say=lambda text: _say(config.pluginmanager.get_plugin("terminalreporter"), text),
             )
         except FaceperfError as err:
             raise pytest.UsageError(f"--perf-reference: {err}") from None
     return config.stash[_AB_PLAN]
+
+
+def _models(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 @pytest.fixture(scope="session")

@@ -58,9 +58,7 @@ _E = TypeVar("_E")
 DEFAULT_REGRESSION_THRESHOLD = 0.10
 
 # [[computeplan]] entries (Core ML placement floors) are checked by faceperf.coreml.plan_budgets.
-_TOP_KEYS = (
-    "defaults", "thresholds", "not_gated", "ab", "budget", "speedup_floor", "computeplan"
-)
+_TOP_KEYS = ("defaults", "thresholds", "not_gated", "ab", "budget", "speedup_floor", "computeplan")
 _AB_KEYS = ("default_threshold", "load_threshold", "thresholds")
 DEFAULT_AB_THRESHOLD = 0.05
 DEFAULT_AB_LOAD_THRESHOLD = 0.15

@@ -40,6 +40,7 @@ COMPOSITES = {
 }
 LOAD_SUFFIX = "-load"
 DEFAULT_VARIANTS = ("optimized", "optimized_fp16")
+COREML_VARIANTS = ("coreml",)
 MTCNN_SCENES = ("scene1", "scene2", "scene3", "scene4")
 PIPELINE_FRAMES = 2
 
@@ -96,6 +97,12 @@ class AbPlan:
     judged: tuple[str, ...]
     added: tuple[str, ...]
     removed: tuple[str, ...]
+
+
+def default_variants(backend: str) -> tuple[str, ...]:
+    """What the merge gate judges by default: the Core ML packages on the Core ML backend, the
+    optimised ONNX variants elsewhere."""
+    return COREML_VARIANTS if parse_backend(backend).is_coreml else DEFAULT_VARIANTS
 
 
 def plan(request: AbRequest, reference: Manifest, candidate: Manifest) -> AbPlan:
@@ -212,12 +219,15 @@ def _mtcnn_frames() -> list[np.ndarray]:
 def _mtcnn_call(
     request: AbRequest, directory: Path, frames: list[np.ndarray]
 ) -> Callable[[], object]:
+    # One worker: with two sharing a 2-core runner, every call waits for whichever worker the
+    # other side or a background job slowed, and the ratios scatter; the work is the same.
     detector = MTCNNDetector.from_artifacts(
         directory,
         variant=request.gated_variant,
         backend=request.backend,
         params=OPENFACE_PRESET,
         threads=request.threads,
+        workers=1,
     )
     return lambda: [detector.detect(frame) for frame in frames]
 

@@ -11,9 +11,10 @@ from faceperf.bench.ab.stats import Verdict
 
 _ADVICE = (
     "Rounds alternate reference and candidate in random order, so machine load weighs on both "
-    "sides alike; an `undecided` benchmark needs more rounds (`--max-time`) or a quieter machine "
-    "(close other programs), not a rerun until it passes."
+    "sides alike. An `undecided` benchmark needs more rounds (`--max-time`) or a quieter machine "
+    "(close other programs), not a rerun until it passes; it fails only with `--strict`."
 )
+_TICKS = (0.5, 0.67, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0)
 _HEADER = "| benchmark | verdict | candidate / reference | interval | rounds | threshold |"
 _RULE = "|---|---|---:|---|---:|---:|"
 
@@ -129,11 +130,15 @@ def plot(result: AbResult, path: Path) -> None:
     ax.set_yticks(range(len(outcomes)), [o.name for o in outcomes], fontsize=7)
     ax.invert_yaxis()
     ax.set_xscale("log")
+    ticks = [t for t in _TICKS if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    ax.set_xticks(ticks, [f"x{t:g}" for t in ticks], fontsize=7)
+    ax.minorticks_off()
     ax.set_xlabel(
-        "candidate / reference (log scale); grey: ± threshold; red slower, "
-        "orange undecided, green same, blue faster"
+        "candidate / reference (log scale), interval at each benchmark's last look\n"
+        "grey: ± threshold; red slower, orange undecided, green same, blue faster",
+        fontsize=8,
     )
-    ax.set_title(result.headline().split(" — ")[0])
+    ax.set_title(result.headline().removeprefix("faceperf ab: "), fontsize=8)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)

@@ -65,8 +65,6 @@ class AbResult:
             status = f"FAIL: {', '.join(o.name for o in failing)} "
             slower = all(o.verdict is Verdict.SLOWER for o in failing)
             status += "slower" if slower else "slower or not decided"
-        elif self.count(Verdict.UNDECIDED):
-            status = "PASS (some undecided: rerun with more --max-time, or --strict to fail)"
         else:
             status = "PASS"
         extra = ""

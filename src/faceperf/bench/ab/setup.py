@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceperf.bench.ab.pairings import AbPlan, AbRequest, plan, read_sides
+from faceperf.bench.ab.pairings import AbPlan, AbRequest, default_variants, plan, read_sides
 from faceperf.bench.ab.reference import merge_base, resolve_reference
 from faceperf.paths import default_artifacts_dir
 
@@ -42,6 +42,7 @@ def ab_setup(
     candidate: Path | None = None,
     backend: str = "ort-cpu",
     threads: int = 1,
+    models: tuple[str, ...] | None = None,
     say: Callable[[str], None] | None = None,
 ) -> AbSetup:
     """Resolve the reference (``merge-base``, a git revision or a folder) and plan the gate.
@@ -65,6 +66,8 @@ def ab_setup(
     request = AbRequest(
         reference=resolve_reference(reference, say=say),
         candidate=candidate or default_artifacts_dir(),
+        models=models,
+        variants=default_variants(backend),
         backend=backend,
         threads=threads,
     )

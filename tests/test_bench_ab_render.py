@@ -1,0 +1,73 @@
+"""The merge gate's result and report: exit codes, the ten-second summary, the JSON and plot."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from faceperf.bench.ab.render import markdown, plot, terminal
+from faceperf.bench.ab.result import AbResult
+from faceperf.bench.ab.sequential import Outcome
+from faceperf.bench.ab.stats import LookSchedule, RatioInterval, Verdict
+
+
+def _outcome(name: str, verdict: Verdict, low: float, point: float, high: float) -> Outcome:
+    return Outcome(
+        name=name,
+        threshold=0.03,
+        verdict=verdict,
+        interval=RatioInterval(low, point, high, 0.99, 8),
+        reference_s=(0.1,) * 16,
+        candidate_s=(0.1,) * 16,
+        inner=1,
+        looks=1,
+        schedule=LookSchedule(8),
+    )
+
+
+def _result(**kwargs) -> AbResult:
+    outcomes = (
+        _outcome("star-optimized", Verdict.SLOWER, 1.05, 1.07, 1.09),
+        _outcome("mtl-optimized", Verdict.SAME, 0.99, 1.0, 1.01),
+        _outcome("retinaface-optimized", Verdict.SAME, 0.98, 1.0, 1.02),
+        _outcome("pipeline", Verdict.UNDECIDED, 0.0, 1.02, math.inf),
+    )
+    return AbResult(outcomes=outcomes, added=("mtl/coreml",), removed=(), **kwargs)
+
+
+def test_slower_fails_undecided_only_when_strict_and_accepted_passes():
+    result = _result()
+    assert result.exit_code() == 1 and result.exit_code(strict=True) == 1
+    assert [o.name for o in result.failing(strict=True)] == ["star-optimized", "pipeline"]
+    accepted = _result(accepted={"star-optimized": "bigger model, reviewed"})
+    assert accepted.exit_code() == 0 and accepted.exit_code(strict=True) == 1
+
+
+def test_the_summary_leads_with_one_verdict_line_and_folds_what_is_the_same():
+    text = markdown(_result())
+    first, rest = text.split("\n", 1)
+    assert first.startswith("**faceperf ab: FAIL: star-optimized slower")
+    shown, folded = rest.split("<details>")
+    assert "| star-optimized | slower |" in shown and "| pipeline | undecided |" in shown
+    assert "mtl-optimized" not in shown and "| mtl-optimized | same |" in folded
+    assert "2 benchmark(s) the same" in folded
+    assert text.count("close other programs") == 1
+    assert "added (candidate only, not judged): `mtl/coreml`" in text
+
+
+def test_the_terminal_lists_the_worst_first():
+    lines = terminal(_result()).splitlines()
+    assert lines[0].split()[:2] == ["slower", "star-optimized"]
+    assert lines[-1].startswith("faceperf ab: FAIL")
+
+
+def test_json_keeps_raw_samples_and_has_no_infinity():
+    document = _result().to_json()
+    text = json.dumps(document, allow_nan=False)  # would raise on inf / nan
+    pipeline = next(b for b in json.loads(text)["benchmarks"] if b["name"] == "pipeline")
+    assert pipeline["interval"] == [None, None] and len(pipeline["reference_s"]) == 16
+
+
+def test_the_plot_is_written(tmp_path):
+    plot(_result(), tmp_path / "ab.png")
+    assert (tmp_path / "ab.png").read_bytes()[:4] == b"\x89PNG"
