@@ -47,14 +47,15 @@ class Pairing:
         reference: one call on the reference artifacts.
         candidate: the same call on the candidate artifacts.
         threshold: the relative change that matters for this benchmark.
-        warmup: untimed calls of each side before the first round.
+        warmup: untimed calls of each side before the first round (beyond any warm-up the
+            calls had when they were made).
     """
 
     name: str
     reference: Call
     candidate: Call
     threshold: float
-    warmup: int = 2
+    warmup: int = 1
 
 
 @dataclass
