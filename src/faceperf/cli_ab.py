@@ -106,7 +106,7 @@ def add_ab_command(commands: argparse._SubParsersAction) -> None:
         "--max-time",
         type=_positive_seconds,
         default=None,
-        help="time budget of the measuring in seconds (default 200)",
+        help="time budget of the measuring in seconds (default 180)",
     )
     ab.add_argument(
         "--cold-load",

@@ -67,7 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--perf-ab-max-time",
         type=float,
         default=None,
-        help="merge gate: time budget of its measuring in seconds (default 200)",
+        help="merge gate: time budget of its measuring in seconds (default 180)",
     )
     group.addoption(
         "--perf-ab-models",

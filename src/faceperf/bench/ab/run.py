@@ -23,7 +23,7 @@ from faceperf.fileio import atomic_write_bytes, atomic_write_json, sha256_path
 
 # With opening the sessions, a default run (12 models x variants, mtcnn, pipeline) stays within
 # four minutes on a 2-core CI VM.
-DEFAULT_MAX_TIME_S = 200.0
+DEFAULT_MAX_TIME_S = 180.0
 _VERSIONED = ("onnxruntime", "coremltools", "torch", "numpy")
 
 
