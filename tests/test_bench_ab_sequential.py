@@ -149,3 +149,13 @@ def test_the_whole_procedure_never_calls_identical_sides_slower():
 def test_the_whole_procedure_flags_a_ten_percent_slowdown():
     verdicts = _verdicts(1.10, 0.05, 100, seed=1000)
     assert verdicts.count(Verdict.SLOWER) >= 99
+
+
+def test_a_budget_that_ends_as_the_last_benchmark_decides_is_not_a_time_out():
+    time = FakeTime()
+    # Rounds of about 0.23 s: the budget ends one round short of the first look (9 rounds),
+    # and the eight measured already decide.
+    run = measure_sequential([_pairing(time, "m", 1.3)], 2.0, clock=time.clock)
+    (outcome,) = run.outcomes
+    assert outcome.rounds < outcome.schedule.first
+    assert outcome.verdict is Verdict.SLOWER and not run.timed_out

@@ -110,7 +110,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class SequentialRun:
-    """Every benchmark's outcome, and whether the time budget cut the run short."""
+    """Every benchmark's outcome, and whether the time budget ended with any undecided."""
 
     outcomes: tuple[Outcome, ...]
     timed_out: bool
@@ -190,7 +190,9 @@ def measure_sequential(
                     on_look(_outcome(state))
             if timed_out:
                 break
-    return SequentialRun(tuple(_outcome(s) for s in states), timed_out, clock() - start)
+    # The budget "cut the run short" only if it left something undecided.
+    cut_short = timed_out and any(s.verdict is Verdict.UNDECIDED for s in states)
+    return SequentialRun(tuple(_outcome(s) for s in states), cut_short, clock() - start)
 
 
 def _round(state: _Progress, rng: np.random.Generator, clock: Clock) -> None:
