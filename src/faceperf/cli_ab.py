@@ -14,7 +14,8 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from faceperf.cli_args import comma_list
+from faceperf.cli_args import accepted_pair, comma_list
+from faceperf.errors import FaceperfError
 from faceperf.paths import default_artifacts_dir, repo_root
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
@@ -53,12 +54,10 @@ _fraction = _number(lambda v: 0 < v < 1, "a fraction between 0 and 1")
 
 
 def _accepted(text: str) -> tuple[str, str]:
-    name, sep, reason = text.partition("=")
-    if not sep or not name.strip() or not reason.strip():
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected NAME=REASON (why the slowdown is wanted)"
-        )
-    return name.strip(), reason.strip()
+    try:
+        return accepted_pair(text)
+    except FaceperfError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_ab_command(commands: argparse._SubParsersAction) -> None:

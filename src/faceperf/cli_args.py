@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
+from faceperf.errors import FaceperfError
+
 
 def comma_list(what: str, known: Callable[[], Sequence[str]]) -> Callable[[str], list[str]]:
     """An argparse type for ``a,b,c``: every name must be one of ``known()`` (called lazily, so
@@ -36,3 +38,15 @@ def _model_names() -> Sequence[str]:
 
 
 model_list = comma_list("model", _model_names)
+
+
+def accepted_pair(item: str) -> tuple[str, str]:
+    """``NAME=REASON`` of ``--accept`` (a reviewed slowdown) as (name, reason).
+
+    Raises:
+        FaceperfError: no ``=``, or an empty name or reason.
+    """
+    name, sep, reason = item.partition("=")
+    if not sep or not name.strip() or not reason.strip():
+        raise FaceperfError(f"--accept {item!r}: expected NAME=REASON (why the slowdown is wanted)")
+    return name.strip(), reason.strip()

@@ -16,6 +16,7 @@ from faceperf.bench.hardware import detect_profile
 from faceperf.bench.pooling import pool_runs
 from faceperf.bench.report import ReportInputs, policy_from_budgets, write_report
 from faceperf.bench.storage import BenchmarkRun, load_run, parse_run, save_run_json
+from faceperf.cli_args import accepted_pair
 from faceperf.errors import FaceperfError
 from faceperf.paths import default_artifacts_dir, repo_root
 
@@ -23,15 +24,8 @@ EXIT_MISMATCH = 2
 
 
 def _policy(args: argparse.Namespace) -> GatePolicy:
-    accepted = dict(_accepted(item) for item in args.accept or [])
+    accepted = dict(accepted_pair(item) for item in args.accept or [])
     return policy_from_budgets(args.allow_mismatch, accepted)
-
-
-def _accepted(item: str) -> tuple[str, str]:
-    name, sep, reason = item.partition("=")
-    if not sep or not name.strip() or not reason.strip():
-        raise FaceperfError(f"--accept {item!r}: expected NAME=REASON (why the slowdown is wanted)")
-    return name.strip(), reason.strip()
 
 
 def compare(args: argparse.Namespace) -> int:
