@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from faceperf.artifacts.manifest import TensorInfo, VariantRecord
+from faceperf.artifacts.onnx_fold import fold_batchnorm
 from faceperf.errors import ArtifactError
 from faceperf.fileio import sha256_path, size_of
 from faceperf.models.registry import ModelSpec
@@ -70,16 +71,23 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: Path, dynamic: dict[int
             output_names=list(spec.output_names),
             dynamic_axes={spec.input_name: dict(dynamic), **output_axes},
             do_constant_folding=True,
+            # PRESERVE keeps the eval-mode BatchNorms as nodes: fold_batchnorm folds them in
+            # float64, where the exporter's own folding gives CPU-dependent bytes.
+            training=torch.onnx.TrainingMode.PRESERVE,
         )
-    _pin_static_output_dims(path, output_axes, output_shapes)
+    exported = onnx.load(str(path))
+    fold_batchnorm(exported)
+    _pin_static_output_dims(exported, output_axes, output_shapes)
+    onnx.save(exported, str(path))
 
 
 def _pin_static_output_dims(
-    path: Path, output_axes: dict[str, dict[int, str]], shapes: dict[str, tuple[int, ...]]
+    model: onnx.ModelProto,
+    output_axes: dict[str, dict[int, str]],
+    shapes: dict[str, tuple[int, ...]],
 ) -> None:
     # The exporter leaves every output dim symbolic once any input dim is; the contract wants
     # only the dims that really move to be symbolic (loc is (batch, anchors, 4), not (?, ?, ?)).
-    model = onnx.load(str(path))
     for output in model.graph.output:
         moving = output_axes.get(output.name, {})
         for i, dim in enumerate(output.type.tensor_type.shape.dim):
@@ -87,7 +95,6 @@ def _pin_static_output_dims(
                 dim.dim_param = moving[i]
             else:
                 dim.dim_value = shapes[output.name][i]
-    onnx.save(model, str(path))
 
 
 def _output_axes(

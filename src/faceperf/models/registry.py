@@ -20,16 +20,27 @@ from faceperf.weights.checkpoint import Container
 class WeightOrigin(Enum):
     """Where a family's trained weights come from."""
 
-    USER_CHECKPOINT = "user_checkpoint"  # real file dropped in weights/, else a surrogate
+    # Real file dropped in weights/, else the committed one (weights/real/), else a surrogate.
+    USER_CHECKPOINT = "user_checkpoint"
     PACKAGED = "packaged"  # always real: read out of a pinned PyPI package
 
 
 @dataclass(frozen=True)
+class CommittedCheckpoint:
+    """Trained weights committed with faceperf (``weights/real/``), used when the user has
+    dropped in none; the build refuses the file unless its sha256 is this one."""
+
+    path: str  # relative to the repository root
+    sha256: str
+
+
+@dataclass(frozen=True)
 class CheckpointSpec:
-    """The real checkpoint a user may drop into ``weights/``."""
+    """The real checkpoint a user may drop into ``weights/``, and the committed fallback."""
 
     filename: str
     container: Container
+    committed: CommittedCheckpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,10 @@ def default_registry() -> ModelRegistry:
                 checkpoint=CheckpointSpec(
                     "Alignment_RetinaFace.pth",
                     Container(optional_key="state_dict", strip_prefix="module."),
+                    committed=CommittedCheckpoint(
+                        "weights/real/retinaface_mobilenet0.25_Final.pth",
+                        "2979b33ffafda5d74b6948cd7a5b9a7a62f62b949cef24e95fd15d2883a65220",
+                    ),
                 ),
             ),
             ModelSpec(

@@ -13,6 +13,7 @@ Input ``image`` is (B, 3, 256, 256) float32, BGR, scaled ``x / 255 * 2 - 1``. Th
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -63,11 +64,14 @@ def coord_grid(size: int) -> Tensor:
         (1, 3, size, size): ``xx`` varying along rows (H), ``yy`` along columns (W), both in
         [-1, 1], and the radius ``sqrt(xx² + yy²)`` divided by its maximum.
     """
-    ramp = axis_ramp(size)
-    xx = ramp.view(size, 1).expand(size, size)
-    yy = ramp.view(1, size).expand(size, size)
-    rr = torch.sqrt(xx**2 + yy**2)
-    return torch.stack([xx, yy, rr / rr.max()]).unsqueeze(0)
+    # float64 NumPy, cast once: torch.sqrt's last bits depend on the CPU (MKL), and this grid
+    # becomes a constant of the exported graph, which must be the same bytes on every machine.
+    ramp = axis_ramp(size).numpy().astype(np.float64)
+    xx = np.broadcast_to(ramp[:, None], (size, size))
+    yy = np.broadcast_to(ramp[None, :], (size, size))
+    rr = np.sqrt(xx * xx + yy * yy)
+    grid = np.stack([xx, yy, rr / rr.max()])[None].astype(np.float32)
+    return torch.from_numpy(grid)
 
 
 def soft_argmax(maps: Tensor, ramps: tuple[Tensor, Tensor] | None = None) -> Tensor:

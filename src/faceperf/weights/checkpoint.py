@@ -6,6 +6,7 @@ stranger cannot run code; every failure becomes a one-line :class:`WeightsError`
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,3 +124,17 @@ def _name_some(items: list[str]) -> str:
     shown = ", ".join(items[:_MAX_KEYS_NAMED])
     more = len(items) - _MAX_KEYS_NAMED
     return f"{shown} (+{more} more)" if more > 0 else shown
+
+
+def state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """A digest of a state dict's names, dtypes, shapes and bytes, in name order.
+
+    Unlike a pickled file's hash it does not move with torch's serialisation format, so it can
+    be pinned in a test to prove a build gives the same weights on every machine.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()

@@ -13,7 +13,7 @@ from torch import nn
 from faceperf.errors import WeightsError
 from faceperf.fileio import sha256_path
 from faceperf.models.registry import ModelSpec, WeightOrigin
-from faceperf.paths import cache_dir, weights_dir
+from faceperf.paths import cache_dir, repo_root, weights_dir
 from faceperf.weights import checkpoint
 
 DEFAULT_SEED = 0
@@ -22,7 +22,8 @@ DEFAULT_SEED = 0
 class WeightPolicy(Enum):
     """Which weights the user wants.
 
-    AUTO uses a real checkpoint when its file is in ``weights/`` and a surrogate otherwise;
+    AUTO uses a real checkpoint when its file is in ``weights/`` (or committed with faceperf,
+    ``weights/real/``) and a surrogate otherwise;
     REAL insists on real checkpoints (a missing file is an error, never a silent surrogate);
     SURROGATE ignores real checkpoints (for reproducible CI numbers).
     """
@@ -74,25 +75,68 @@ def resolve_weights(
     if spec.origin is WeightOrigin.PACKAGED:
         return _packaged(spec)
     assert spec.checkpoint is not None
-    path = (directory or weights_dir()) / spec.checkpoint.filename
-    if policy is WeightPolicy.SURROGATE or (policy is WeightPolicy.AUTO and not path.exists()):
+    found = None if policy is WeightPolicy.SURROGATE else real_checkpoint(spec, directory)
+    if policy is WeightPolicy.SURROGATE or (policy is WeightPolicy.AUTO and found is None):
         from faceperf.weights.surrogates import surrogate_state_dict
 
         state, detail = surrogate_state_dict(spec, seed)
         return ModelWeights(spec, state, WeightSource("surrogate", detail))
-    if not path.exists():
+    if found is None:
+        path = (directory or weights_dir()) / spec.checkpoint.filename
         raise WeightsError(
             f"{path}: real weights were asked for (--weights real) but the checkpoint "
             f"{spec.checkpoint.filename} is not there; put it in {path.parent} "
             "or use --weights auto"
         )
     state = checkpoint.unwrap_state_dict(
-        checkpoint.read_checkpoint(path), spec.checkpoint.container, path
+        checkpoint.read_checkpoint(found.path), spec.checkpoint.container, found.path
     )
-    source = WeightSource("real", {"file": spec.checkpoint.filename, "sha256": sha256_path(path)})
-    weights = ModelWeights(spec, state, source)
-    checkpoint.load_into(spec.build(), state, str(path))  # fail here, naming the file
+    detail = {"file": spec.checkpoint.filename, "sha256": found.sha256}
+    if found.committed:
+        committed_file = str(found.path.relative_to(repo_root()))
+        detail = {"file": committed_file, "sha256": found.sha256, "committed": True}
+    weights = ModelWeights(spec, state, WeightSource("real", detail))
+    checkpoint.load_into(spec.build(), state, str(found.path))  # fail here, naming the file
     return weights
+
+
+@dataclass(frozen=True)
+class RealCheckpoint:
+    """The real checkpoint file a build reads."""
+
+    path: Path
+    sha256: str
+    committed: bool  # faceperf's own copy in weights/real/, not the user's
+
+
+def real_checkpoint(spec: ModelSpec, directory: Path | None = None) -> RealCheckpoint | None:
+    """The real checkpoint a build of ``spec`` uses, or None when there is none.
+
+    The user's file in ``directory`` (default ``weights/``) comes first, then the trained
+    weights committed with faceperf, whose sha256 must be the pinned one.
+    """
+    assert spec.checkpoint is not None
+    user = (directory or weights_dir()) / spec.checkpoint.filename
+    if user.exists():
+        return RealCheckpoint(user, sha256_path(user), committed=False)
+    committed = spec.checkpoint.committed
+    if committed is None:
+        return None
+    path = repo_root() / committed.path
+    if not path.exists():
+        return None
+    digest = _committed_digest(path)
+    if digest != committed.sha256:
+        raise WeightsError(
+            f"{path}: sha256 {digest[:12]}... is not the committed {committed.sha256[:12]}...; "
+            "restore it with git checkout, or drop your own file in weights/"
+        )
+    return RealCheckpoint(path, digest, committed=True)
+
+
+@cache
+def _committed_digest(path: Path) -> str:
+    return sha256_path(path)
 
 
 def _packaged(spec: ModelSpec) -> ModelWeights:
@@ -128,9 +172,9 @@ def weights_identity(
 
         return {"kind": "packaged", "wheel_sha256": FACENET_WHEEL_SHA256}
     assert spec.checkpoint is not None
-    path = (directory or weights_dir()) / spec.checkpoint.filename
-    if policy is WeightPolicy.REAL or (policy is WeightPolicy.AUTO and path.exists()):
-        return {"kind": "real", "sha256": sha256_path(path) if path.exists() else None}
+    found = real_checkpoint(spec, directory) if policy is not WeightPolicy.SURROGATE else None
+    if policy is WeightPolicy.REAL or (policy is WeightPolicy.AUTO and found is not None):
+        return {"kind": "real", "sha256": found.sha256 if found else None}
     from faceperf.weights.surrogates import calibration_path
 
     calibration = calibration_path(spec, seed)
