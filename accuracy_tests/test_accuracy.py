@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from faceperf.accuracy.cases import SUBJECTS
+from faceperf.accuracy.cases import SUBJECT_MODELS, SUBJECTS
 from faceperf.accuracy.compare import CHECKS
+from faceperf.accuracy.localize import localize_for_suite
 from faceperf.accuracy.references import ReferenceError
 from faceperf.models.registry import default_registry
 
@@ -49,10 +50,13 @@ def test_accuracy(accuracy_session, subject, variant, check):
     measured = [m for m in result.measurements if m.check == check]
     assert measured, f"{subject} {variant}: no {check} measurements"
     failures = [m for m in measured if not m.passed]
+    # The message (and so the localisation, bounded in time) is only computed on a failure.
     assert not failures, (
         f"{subject} {variant}: {len(failures)} of {len(measured)} {check} measurements break "
         "their limits (accuracy_tests/tolerances.toml):\n"
         + "\n".join(f"  {m.describe()}" for m in failures)
+        + "\n"
+        + localize_for_suite(accuracy_session.candidate, SUBJECT_MODELS[subject], variant)
     )
 
 

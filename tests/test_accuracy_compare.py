@@ -142,3 +142,15 @@ def test_gaze_and_au_deltas_name_the_face():
     )
     assert found["gaze_deg"].value == pytest.approx(2.0) and not found["gaze_deg"].passed
     assert found["au_max_abs"].value == pytest.approx(0.05) and not found["au_max_abs"].passed
+
+
+@pytest.mark.parametrize(("extra_score", "counted"), [(0.03, True), (0.021, False)])
+def test_a_case_at_its_own_threshold_counts_faces_just_above_it(extra_score, counted):
+    # The @wider cases keep detections down to 0.02: a face the candidate adds at 0.03 is a
+    # disagreement there (with the 0.1 borderline fraction, 0.022 and up), one at 0.021 is not.
+    real = {"models": {"retinaface": {"weights": {"kind": "real"}}}}
+    expected = {"frame": {**_faces([[0, 0, 100, 100]], [0.9]), "confidence": np.array(0.02)}}
+    actual = {"frame": _faces([[0, 0, 100, 100], [300, 300, 400, 400]], [0.9, extra_score])}
+    reference = ReferenceSet("retinaface", expected, real)
+    found = _by_metric(compare("retinaface", "optimized", reference, actual, TOLERANCES))
+    assert (found["agreement"].value < 1.0) is counted

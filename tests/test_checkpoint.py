@@ -11,8 +11,9 @@ import torch
 from faceperf.errors import WeightsError
 from faceperf.fileio import sha256_path
 from faceperf.models.registry import default_registry
+from faceperf.paths import repo_root
 from faceperf.weights.checkpoint import Container, load_into, read_checkpoint, unwrap_state_dict
-from faceperf.weights.sources import WeightPolicy, resolve_weights
+from faceperf.weights.sources import WeightPolicy, resolve_weights, weights_identity
 
 
 def _seeded_state(name: str) -> dict[str, torch.Tensor]:
@@ -66,15 +67,44 @@ def test_missing_real_checkpoint_is_an_error_when_real_weights_are_asked_for(tmp
 
 
 def test_missing_real_checkpoint_falls_back_to_a_labelled_surrogate_in_auto_mode(tmp_path):
-    weights = resolve_weights(default_registry()["retinaface"], WeightPolicy.AUTO, tmp_path)
+    weights = resolve_weights(default_registry()["mtl"], WeightPolicy.AUTO, tmp_path)
     assert weights.source.kind == "surrogate"
     assert weights.source.label() == "surrogate(seed=0)"
+
+
+def test_retinaface_without_a_user_checkpoint_uses_the_committed_trained_weights(tmp_path):
+    spec = default_registry()["retinaface"]
+    weights = resolve_weights(spec, WeightPolicy.AUTO, tmp_path)
+    committed = spec.checkpoint.committed
+    assert weights.source.to_json() == {
+        "kind": "real",
+        "file": committed.path,
+        "sha256": committed.sha256,
+        "committed": True,
+    }
+    assert weights_identity(spec, WeightPolicy.AUTO, tmp_path)["sha256"] == committed.sha256
+    # --weights real is satisfied by them too; --weights surrogate still gives the surrogate.
+    assert resolve_weights(spec, WeightPolicy.REAL, tmp_path).source.kind == "real"
+    assert resolve_weights(spec, WeightPolicy.SURROGATE, tmp_path).source.kind == "surrogate"
+
+
+def test_a_tampered_committed_checkpoint_is_refused_naming_it(tmp_path, monkeypatch):
+    spec = default_registry()["retinaface"]
+    tampered = tmp_path / spec.checkpoint.committed.path
+    tampered.parent.mkdir(parents=True)
+    original = repo_root() / spec.checkpoint.committed.path
+    tampered.write_bytes(original.read_bytes()[:-1] + b"x")
+    monkeypatch.setenv("FACEPERF_ROOT", str(tmp_path))
+    with pytest.raises(WeightsError, match=r"_Final\.pth: sha256 .* is not the committed"):
+        resolve_weights(spec, WeightPolicy.AUTO, tmp_path / "weights")
 
 
 def test_present_real_checkpoint_wins_over_the_surrogate_in_auto_mode(tmp_path):
     _save_as_released("retinaface", tmp_path)
     weights = resolve_weights(default_registry()["retinaface"], WeightPolicy.AUTO, tmp_path)
     assert weights.source.kind == "real"
+    assert weights.source.detail["file"] == "Alignment_RetinaFace.pth"  # the user's, not ours
+    assert "committed" not in weights.source.detail
 
 
 def test_truncated_checkpoint_is_reported_as_corrupt(tmp_path):

@@ -143,11 +143,13 @@ def _same_shape(actual: np.ndarray, expected: np.ndarray, case: str, name: str) 
 
 
 def _detections(judge: _Judge, reference: Outputs, candidate: Outputs) -> list[Measurement]:
-    confident = DETECTION_CONFIDENCE[judge.subject] + judge.value("detection", "borderline")
+    borderline = judge.value("detection", "borderline_fraction")
     found, every_iou = [], []
     for case, expected in reference.items():
         if "boxes" not in expected:
             continue
+        threshold = float(expected.get("confidence", DETECTION_CONFIDENCE[judge.subject]))
+        confident = threshold * (1.0 + borderline)
         actual = candidate[case]
         match = metrics.match_detections(actual["boxes"], expected["boxes"], _SAME_FACE_IOU)
         ref_sure = expected["scores"] >= confident

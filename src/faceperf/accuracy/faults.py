@@ -34,7 +34,7 @@ from faceperf.artifacts.manifest import Manifest, read_manifest, write_manifest
 from faceperf.artifacts.onnx_export import rerecord_onnx
 from faceperf.models import inputs
 from faceperf.models.registry import default_registry
-from faceperf.pipeline import mtcnn_detector
+from faceperf.pipeline import mtcnn_detector, retinaface_detector
 
 # What the pre-processing of each model maps a pixel value p (0..255) of channel c to:
 # scale[c] * p + offset[c]. The [0, 1] fault feeds p / 255 instead.
@@ -261,6 +261,46 @@ def uint8_resize() -> Iterator[None]:
         yield
 
 
+# RetinaFace's decode faults only a trained detector shows: an untrained one finds no faces whose
+# boxes could move. The raw tensors stay exact, so only the detection checks can catch them.
+WRONG_ANCHOR_SIZE = 512  # the network runs at 640; the anchor config says 512
+WRONG_NMS_THRESHOLD = 0.6  # the application's is 0.4
+
+
+@contextlib.contextmanager
+def swapped_variances() -> Iterator[None]:
+    """The box decode uses RetinaFace's prior variances the wrong way round (0.2, 0.1)."""
+    first, second = retinaface_detector.VARIANCES
+    with mock.patch.object(retinaface_detector, "VARIANCES", (second, first)):
+        yield
+
+
+@contextlib.contextmanager
+def anchors_for_wrong_size() -> Iterator[None]:
+    """Anchors normalised for a 512-pixel input while the network sees 640: a config whose
+    image_size disagrees with the export. Same anchor count, every box scaled and shifted."""
+    original = retinaface_detector.prior_boxes
+
+    def prior_boxes(height: int, width: int) -> np.ndarray:
+        scale = np.array([width, height, width, height], np.float64) / WRONG_ANCHOR_SIZE
+        return (original(height, width) * scale).astype(np.float32)
+
+    with mock.patch.object(retinaface_detector, "prior_boxes", prior_boxes):
+        yield
+
+
+@contextlib.contextmanager
+def loose_nms() -> Iterator[None]:
+    """Non-maximum suppression at IoU 0.6 instead of the application's 0.4."""
+    original = retinaface_detector.nms
+
+    def nms(boxes: np.ndarray, scores: np.ndarray, _threshold: float, **kwargs) -> np.ndarray:
+        return original(boxes, scores, WRONG_NMS_THRESHOLD, **kwargs)
+
+    with mock.patch.object(retinaface_detector, "nms", nms):
+        yield
+
+
 # --- the catalogue ----------------------------------------------------------------------------
 
 ALL = tuple(SUBJECT_MODELS)
@@ -305,6 +345,24 @@ CATALOGUE: tuple[Fault, ...] = (
         "onnxruntime.quantization dynamic INT8 quantisation",
         ALL,
         edit=lambda model, _: _quantize_dynamic(model),
+    ),
+    Fault(
+        "variances_swapped",
+        "RetinaFace box decode with the prior variances swapped (0.2, 0.1)",
+        ("retinaface",),
+        patch=swapped_variances,
+    ),
+    Fault(
+        "anchors_512",
+        f"RetinaFace anchors normalised for a {WRONG_ANCHOR_SIZE}-pixel input (network at 640)",
+        ("retinaface",),
+        patch=anchors_for_wrong_size,
+    ),
+    Fault(
+        "nms_0.6",
+        f"RetinaFace NMS at IoU {WRONG_NMS_THRESHOLD} instead of 0.4",
+        ("retinaface",),
+        patch=loose_nms,
     ),
 )
 FAULTS = {fault.name: fault for fault in CATALOGUE}

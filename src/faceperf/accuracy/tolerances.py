@@ -53,7 +53,7 @@ _SCHEMA: dict[str, dict[str, tuple[bool, str]]] = {
         "min_iou": (True, ""),
         "mean_iou": (True, ""),
         "agreement": (True, ""),
-        "borderline": (False, ""),
+        "borderline_fraction": (False, ""),
     },
     "landmarks": {
         "nme_mean_pct": (False, " %"),
