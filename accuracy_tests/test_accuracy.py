@@ -10,7 +10,7 @@ import pytest
 
 from faceperf.accuracy.cases import SUBJECT_MODELS, SUBJECTS
 from faceperf.accuracy.compare import CHECKS
-from faceperf.accuracy.localize import localize_for_suite
+from faceperf.accuracy.localize.suite import localize_for_suite
 from faceperf.accuracy.references import ReferenceError
 from faceperf.models.registry import default_registry
 

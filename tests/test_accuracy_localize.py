@@ -19,17 +19,17 @@ from onnx import TensorProto, helper, numpy_helper
 
 from faceperf.accuracy.cases import SUBJECT_MODELS
 from faceperf.accuracy.faults import CATALOGUE, FAULTS, build_candidate, faulty_models
-from faceperf.accuracy.localize import (
-    Deadline,
+from faceperf.accuracy.localize.api import localize
+from faceperf.accuracy.localize.coreml import coreml_result, localize_coreml, program_ops
+from faceperf.accuracy.localize.execution import Deadline
+from faceperf.accuracy.localize.result import (
     LocalizeBudgetError,
     LocalizeError,
-    compare_graphs,
-    localize,
-    localize_for_suite,
     snr_json,
     tensor_snr,
 )
-from faceperf.accuracy.localize_coreml import coreml_result, localize_coreml, program_ops
+from faceperf.accuracy.localize.suite import localize_for_suite
+from faceperf.accuracy.localize.verdict import compare_graphs
 from faceperf.artifacts.coreml_export import load_coreml_spec
 from faceperf.artifacts.layout import artifact_path
 from faceperf.cli import main

@@ -18,7 +18,7 @@ from faceperf.errors import FaceperfError
 from faceperf.paths import default_artifacts_dir
 
 if TYPE_CHECKING:
-    from faceperf.accuracy.localize import Localization
+    from faceperf.accuracy.localize.result import Localization
 
 EXIT_OK, EXIT_FAILED = 0, 1
 _VARIANTS = ("optimized", "optimized_fp16", "coreml")
@@ -173,8 +173,9 @@ def _faults(args: argparse.Namespace) -> int:
 
 
 def _localize(args: argparse.Namespace) -> int:
-    from faceperf.accuracy.localize import DEFAULT_CASES, localize
-    from faceperf.accuracy.localize_coreml import COREML_VARIANT, localize_coreml
+    from faceperf.accuracy.localize.api import localize
+    from faceperf.accuracy.localize.coreml import COREML_VARIANT, localize_coreml
+    from faceperf.accuracy.localize.inputs import DEFAULT_CASES
 
     cases = DEFAULT_CASES if args.cases is None else args.cases
     if cases < 1:
@@ -201,7 +202,7 @@ def _localize(args: argparse.Namespace) -> int:
 
 
 def _localization_text(result: Localization) -> list[str]:
-    from faceperf.accuracy.localize import format_snr
+    from faceperf.accuracy.localize.result import format_snr
 
     lines = [
         f"{result.model} {result.variant} against {result.reference_variant}: floor "

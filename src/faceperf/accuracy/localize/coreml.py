@@ -24,8 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from faceperf.accuracy.localize import (
+from faceperf.accuracy.localize.inputs import (
     DEFAULT_CASES,
+    check_model,
+    fit_input,
+    model_inputs,
+    snr_floor,
+)
+from faceperf.accuracy.localize.result import (
     DOWNSTREAM,
     INPUT_OP,
     FailingOperation,
@@ -33,11 +39,7 @@ from faceperf.accuracy.localize import (
     LocalizeError,
     OperationSnr,
     TensorSnr,
-    check_model,
-    fit_input,
     format_snr,
-    model_inputs,
-    snr_floor,
     tensor_snr,
 )
 from faceperf.artifacts.layout import artifact_path
