@@ -42,6 +42,25 @@ class TensorSnr:
     discrete: bool = False  # boolean or integer: reported, not judged (see the package doc)
 
 
+# Operations that only move or reshape values repeat their input's SNR: they cannot lose
+# precision themselves, so they would crowd the list of where precision is lost.
+DATA_MOVEMENT = frozenset(
+    {
+        "Transpose",
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Concat",
+        "Slice",
+        "Gather",
+        "Identity",
+        "Expand",
+        "Split",
+    }
+)
+
+
 @dataclass(frozen=True)
 class OperationSnr:
     """One candidate operation: the worst SNR of its paired outputs (None: none is paired)."""
@@ -106,7 +125,10 @@ class Localization:
         ranked = [
             op
             for op in self.operations()
-            if op.snr_db is not None and op.snr_db != math.inf and not op.discrete
+            if op.snr_db is not None
+            and op.snr_db != math.inf
+            and not op.discrete
+            and op.op_type not in DATA_MOVEMENT
         ]
         return tuple(sorted(ranked, key=lambda op: (op.snr_db, op.position))[:count])
 
