@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["faceperf.pytest_plugin", "faceperf.accuracy_plugin"]
+pytest_plugins = ["faceperf.plugins.perf", "faceperf.plugins.accuracy"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

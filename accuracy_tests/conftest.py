@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from faceperf.accuracy.session import AccuracySession
-from faceperf.accuracy_plugin import tolerances
+from faceperf.plugins.accuracy import tolerances
 
 
 @pytest.fixture(scope="session")

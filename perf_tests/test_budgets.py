@@ -11,17 +11,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceperf import fixture_faces
-from faceperf.bench.baseline_paths import budgets_path
 from faceperf.bench.budgets import Budget, load_budgets
-from faceperf.bench.canary import pedantic_with_canary
-from faceperf.bench.stage_report import STAGE_KEY, stage_record
+from faceperf.bench.gate.canary import pedantic_with_canary
+from faceperf.bench.gate.paths import budgets_path
+from faceperf.bench.report.stages import STAGE_KEY, stage_record
+from faceperf.fixtures import faces as fixture_faces
+from faceperf.fixtures.samples import sample_batch
 from faceperf.pipeline.face_mirror import FaceMirrorLoop
 from faceperf.pipeline.mtcnn_detector import OPENFACE_PRESET, MTCNNDetector
 from faceperf.pipeline.profiler import StageProfiler
 from faceperf.pipeline.video import synthetic_frames
 from faceperf.runtime.factory import open_runner
-from faceperf.sample_inputs import sample_batch
 
 pytestmark = pytest.mark.perf
 SCENES = ["scene1", "scene2", "scene3", "scene4"]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from faceperf.artifacts.layout import artifact_path
-from faceperf.bench.baseline_paths import budgets_path
+from faceperf.bench.gate.paths import budgets_path
 from faceperf.coreml.analysis import PlanSummary, summarize
 from faceperf.coreml.compute_plan import ComputePlan
 from faceperf.coreml.drift import compare_placement, computeplan_snapshot_path, load_snapshot

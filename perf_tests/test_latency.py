@@ -13,11 +13,11 @@ import pytest
 
 from faceperf.artifacts.layout import ONNX_VARIANTS
 from faceperf.artifacts.manifest import read_manifest
-from faceperf.bench.canary import pedantic_with_canary
+from faceperf.bench.gate.canary import pedantic_with_canary
+from faceperf.fixtures.samples import sample_batch
 from faceperf.models.registry import default_registry
 from faceperf.runtime.coreml_backend import coreml_unavailable_reason
 from faceperf.runtime.factory import open_runner
-from faceperf.sample_inputs import sample_batch
 
 pytestmark = pytest.mark.perf
 MODELS = default_registry().names()

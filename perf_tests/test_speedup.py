@@ -16,10 +16,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from faceperf.bench.baseline_paths import budgets_path
 from faceperf.bench.budgets import COLD_LOAD, STEADY_STATE, load_budgets
-from faceperf.bench.interleaved import measure_interleaved
-from faceperf.bench.speedup import (
+from faceperf.bench.gate.paths import budgets_path
+from faceperf.bench.speedups.estimate import (
     SPEEDUP_KEY,
     InterleavedBlocks,
     Side,
@@ -27,10 +26,11 @@ from faceperf.bench.speedup import (
     blocks_for,
     speedup_sides,
 )
+from faceperf.bench.speedups.interleaved import measure_interleaved
+from faceperf.fixtures.samples import sample_batch
 from faceperf.models.registry import default_registry
 from faceperf.runtime.base import Runner
 from faceperf.runtime.factory import open_runner
-from faceperf.sample_inputs import sample_batch
 
 pytestmark = pytest.mark.perf
 MODELS = default_registry().names()

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+from faceperf.accuracy.metrics import snr_db
 from faceperf.artifacts import build as build_module
 from faceperf.artifacts.build import BuildRequest, build_artifacts, stale_models
 from faceperf.artifacts.layout import ONNX_VARIANTS, VARIANTS, artifact_path
 from faceperf.artifacts.manifest import read_manifest
 from faceperf.errors import ArtifactError
-from faceperf.metrics import snr_db
+from faceperf.fixtures.samples import sample_batch
 from faceperf.models.registry import default_registry
 from faceperf.runtime.factory import open_runner
-from faceperf.sample_inputs import sample_batch
 from faceperf.weights.sources import resolve_weights, weights_identity
 
 MODELS = default_registry().names()

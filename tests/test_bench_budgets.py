@@ -311,7 +311,7 @@ def test_malformed_speedup_floor_names_file_and_entry(
 
 
 def test_the_committed_budgets_file_has_a_floor_with_a_reason_for_every_onnx_model() -> None:
-    from faceperf.bench.baseline_paths import budgets_path
+    from faceperf.bench.gate.paths import budgets_path
     from faceperf.models.registry import default_registry
 
     budgets = load_budgets(budgets_path())
@@ -360,7 +360,7 @@ def test_malformed_merge_gate_table_names_file_and_key(
 
 
 def test_the_committed_merge_gate_thresholds_each_come_with_their_evidence() -> None:
-    from faceperf.bench.baseline_paths import budgets_path
+    from faceperf.bench.gate.paths import budgets_path
 
     budgets = load_budgets(budgets_path())
     text = budgets_path().read_text()

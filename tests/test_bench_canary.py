@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from faceperf.bench.canary import CANARY_KEY, Canary, canary_ratios, pedantic_with_canary
-from faceperf.bench.gate import GatePolicy, Verdict, compare_runs
-from faceperf.bench.storage import BenchmarkRun, BenchmarkSamples
+from faceperf.bench.gate.canary import CANARY_KEY, Canary, canary_ratios, pedantic_with_canary
+from faceperf.bench.gate.compare import GatePolicy, Verdict, compare_runs
+from faceperf.bench.gate.storage import BenchmarkRun, BenchmarkSamples
 
 PROFILE = "linux-x86_64-avx512/ort-cpu"
 NAME = "perf_tests/test_latency.py::test_steady_state_latency_ort_cpu[star-optimized]"

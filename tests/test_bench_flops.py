@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from faceperf.bench.errors import FlopCountError
-from faceperf.bench.flops import count_flops
+from faceperf.bench.speedups.flops import count_flops
 
 
 def _graph(
@@ -175,7 +175,7 @@ def test_inconsistent_shapes_fail_inference_with_the_file_named():
 @pytest.mark.parametrize(("model", "gflop"), [("star", 34.7), ("mtl", 0.86)])
 def test_real_graphs_agree_with_the_figures_in_models_md(artifacts_dir, model, gflop):
     # MODELS.md: "STAR is 34.7 GFLOP per 256x256 face; MTL 0.86 GFLOP", counted independently.
-    from faceperf.sample_inputs import sample_batch
+    from faceperf.fixtures.samples import sample_batch
 
     shape = sample_batch(model)[:1].shape
     count = count_flops(artifacts_dir / model / "optimized.onnx", {"image": shape})

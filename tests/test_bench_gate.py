@@ -8,9 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faceperf.bench.errors import ProfileMismatchError
-from faceperf.bench.gate import GatePolicy, GateReport, Verdict, compare_runs, sample_warnings
+from faceperf.bench.gate.compare import (
+    GatePolicy,
+    GateReport,
+    Verdict,
+    compare_runs,
+    sample_warnings,
+)
+from faceperf.bench.gate.storage import BenchmarkRun, BenchmarkSamples
 from faceperf.bench.hardware import CpuIdentity
-from faceperf.bench.storage import BenchmarkRun, BenchmarkSamples
 
 PROFILE = "linux-x86_64-avx512/ort-cpu"
 VERSIONS = {"onnxruntime": "1.31.1"}
@@ -209,6 +215,12 @@ def test_other_profile_is_refused_with_both_names_and_the_hint() -> None:
     assert "'apple-m1-pro/coreml'" in message and f"'{PROFILE}'" in message
     assert "--allow-mismatch" in message
     assert "\n" not in message
+
+
+def test_the_hint_names_the_flag_the_user_has() -> None:
+    policy = GatePolicy(mismatch_flag="--perf-allow-mismatch")  # as the pytest plugin sets it
+    with pytest.raises(ProfileMismatchError, match="pass --perf-allow-mismatch to compare"):
+        compare_runs(_run("apple-m1-pro/coreml"), _run(PROFILE), policy)
 
 
 def test_other_runtime_versions_are_refused() -> None:

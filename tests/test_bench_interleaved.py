@@ -10,7 +10,7 @@ from fake_time import FakeTime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faceperf.bench.interleaved import (
+from faceperf.bench.speedups.interleaved import (
     InterleavedSamples,
     SpeedupInterval,
     measure_interleaved,

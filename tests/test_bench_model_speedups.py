@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from fake_time import FakeTime
 
-from faceperf.bench import model_speedups
-from faceperf.bench.flops import count_flops
-from faceperf.bench.matmul_peak import MatmulPeak, measure_matmul_peak, time_matmul
-from faceperf.bench.model_speedups import (
+from faceperf.bench.speedups import models as model_speedups
+from faceperf.bench.speedups.flops import count_flops
+from faceperf.bench.speedups.matmul_peak import MatmulPeak, measure_matmul_peak, time_matmul
+from faceperf.bench.speedups.models import (
     ModelCalls,
     SpeedupsReport,
     measure_model,

@@ -8,11 +8,11 @@ import statistics
 import numpy as np
 import pytest
 
-from faceperf.bench.canary import CANARY_KEY
 from faceperf.bench.errors import BaselineError
+from faceperf.bench.gate.canary import CANARY_KEY
+from faceperf.bench.gate.pooling import pool_runs
+from faceperf.bench.gate.storage import parse_run
 from faceperf.bench.hardware import CpuIdentity
-from faceperf.bench.pooling import pool_runs
-from faceperf.bench.storage import parse_run
 from faceperf.cli import main
 
 NAME = "perf_tests/test_latency.py::test_steady_state_latency_ort_cpu[star-optimized]"

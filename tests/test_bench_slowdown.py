@@ -8,9 +8,9 @@ import onnx
 from faceperf.artifacts.conformance import check_artifact
 from faceperf.artifacts.manifest import read_manifest
 from faceperf.bench.slowdown import add_identity_convs, slowed_copy, widest_feature_map
+from faceperf.fixtures.samples import sample_batch
 from faceperf.models.registry import default_registry
 from faceperf.runtime.factory import open_runner
-from faceperf.sample_inputs import sample_batch
 
 
 def test_identity_convolutions_cost_work_but_change_no_output(artifacts_dir, tmp_path):

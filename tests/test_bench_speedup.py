@@ -10,8 +10,8 @@ import pytest
 from fake_time import FakeTime
 
 from faceperf.bench.budgets import SpeedupFloor
-from faceperf.bench.interleaved import InterleavedSamples
-from faceperf.bench.speedup import (
+from faceperf.bench.gate.storage import BenchmarkRun, BenchmarkSamples
+from faceperf.bench.speedups.estimate import (
     SPEEDUP_KEY,
     InterleavedBlocks,
     Side,
@@ -21,7 +21,7 @@ from faceperf.bench.speedup import (
     speedup_records,
     speedup_sides,
 )
-from faceperf.bench.storage import BenchmarkRun, BenchmarkSamples
+from faceperf.bench.speedups.interleaved import InterleavedSamples
 
 PROFILE = "linux-x86_64-avx512-2core/ort-cpu"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from faceperf.bench.stage_report import (
+from faceperf.bench.gate.storage import BenchmarkRun, BenchmarkSamples
+from faceperf.bench.report.stages import (
     STAGE_KEY,
     STAGE_PLOT,
     STAGE_TEXT,
@@ -15,7 +16,6 @@ from faceperf.bench.stage_report import (
     stage_record,
     write_stage_outputs,
 )
-from faceperf.bench.storage import BenchmarkRun, BenchmarkSamples
 from faceperf.pipeline.profiler import MODEL_INFERENCE, POSTPROCESSING, PREPROCESSING, StageProfiler
 
 PROFILE = "linux-x86_64-avx512-2core/ort-cpu"

@@ -15,8 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faceperf.bench.errors import BaselineError
-from faceperf.bench.hardware import CpuIdentity, probe_system
-from faceperf.bench.storage import (
+from faceperf.bench.gate.storage import (
     BenchmarkRun,
     BenchmarkSamples,
     faceperf_machine_info,
@@ -25,6 +24,7 @@ from faceperf.bench.storage import (
     parse_run,
     save_run_json,
 )
+from faceperf.bench.hardware import CpuIdentity, probe_system
 from faceperf.paths import repo_root
 
 PROFILE = "linux-x86_64-avx512/ort-cpu"

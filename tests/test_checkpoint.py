@@ -10,9 +10,9 @@ import torch
 
 from faceperf.errors import WeightsError
 from faceperf.fileio import sha256_path
-from faceperf.models.registry import default_registry
+from faceperf.models.registry import Container, default_registry
 from faceperf.paths import repo_root
-from faceperf.weights.checkpoint import Container, load_into, read_checkpoint, unwrap_state_dict
+from faceperf.weights.checkpoint import load_into, read_checkpoint, unwrap_state_dict
 from faceperf.weights.sources import WeightPolicy, resolve_weights, weights_identity
 
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from faceperf import fixture_faces
 from faceperf.cli import main
+from faceperf.fixtures import faces as fixture_faces
 
 
 def test_artifacts_list_prints_one_row_per_model_and_variant(artifacts_dir, capsys):

@@ -332,9 +332,9 @@ def test_baseline_update_interrupted_mid_write_keeps_the_old_file(
 
 
 def test_report_rebuilds_speedups_and_the_stage_breakdown_from_results_alone(tmp_path, capsys):
-    from faceperf.bench.interleaved import InterleavedSamples
-    from faceperf.bench.speedup import SPEEDUP_KEY, SpeedupRecord
-    from faceperf.bench.stage_report import STAGE_KEY, stage_record
+    from faceperf.bench.report.stages import STAGE_KEY, stage_record
+    from faceperf.bench.speedups.estimate import SPEEDUP_KEY, SpeedupRecord
+    from faceperf.bench.speedups.interleaved import InterleavedSamples
     from faceperf.pipeline.profiler import MODEL_INFERENCE, StageProfiler
 
     profiler = StageProfiler()
@@ -370,7 +370,7 @@ def test_report_rebuilds_speedups_and_the_stage_breakdown_from_results_alone(tmp
 
 
 def test_report_names_results_with_a_malformed_stage_record(tmp_path, capsys):
-    from faceperf.bench.stage_report import STAGE_KEY
+    from faceperf.bench.report.stages import STAGE_KEY
 
     folder = tmp_path / "run"
     folder.mkdir()

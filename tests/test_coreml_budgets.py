@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from faceperf.bench.baseline_paths import budgets_path
 from faceperf.bench.budgets import load_budgets
 from faceperf.bench.errors import BudgetsError
+from faceperf.bench.gate.paths import budgets_path
 from faceperf.coreml.plan_budgets import load_plan_budgets
 
 ENTRY = """

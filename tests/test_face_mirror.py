@@ -19,11 +19,11 @@ from faceperf.pipeline.face_mirror import (
     tracking_box,
 )
 from faceperf.pipeline.landmarker import StarLandmarker
-from faceperf.pipeline.mirror import CHIN_POINT, GLABELLA_POINTS, mirror_faces
 from faceperf.pipeline.multitask import FaceAttributes, MultitaskAnalyzer
 from faceperf.pipeline.profiler import StageProfiler
 from faceperf.pipeline.results_csv import header, write_results
 from faceperf.pipeline.retinaface_detector import RetinaFaceDetector
+from faceperf.pipeline.symmetry import CHIN_POINT, GLABELLA_POINTS, mirror_faces
 from faceperf.pipeline.video import synthetic_frames
 
 HEIGHT, WIDTH = 160, 640

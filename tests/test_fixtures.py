@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from faceperf import fixture_faces
+from faceperf.fixtures import faces as fixture_faces
 
 
 @pytest.mark.parametrize("name", fixture_faces.image_names())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from faceperf.artifacts.manifest import TensorInfo
-from faceperf.fixture_faces import load_image, reference_faces
+from faceperf.fixtures.faces import load_image, reference_faces
 from faceperf.models.inputs import star_input
 from faceperf.pipeline.landmarker import StarLandmarker
 from faceperf.pipeline.profiler import StageProfiler

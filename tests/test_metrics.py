@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from faceperf.metrics import (
+from faceperf.accuracy.metrics import (
     AU_COUNT,
     EMOTION_COUNT,
     au_deltas,

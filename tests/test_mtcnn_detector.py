@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from faceperf import fixture_faces
 from faceperf.artifacts.manifest import TensorInfo
 from faceperf.errors import InputMismatchError
+from faceperf.fixtures import faces as fixture_faces
 from faceperf.pipeline.mtcnn_bench import measure_throughput
 from faceperf.pipeline.mtcnn_detector import (
     FACENET_DEFAULTS,

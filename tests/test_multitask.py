@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from faceperf.artifacts.manifest import TensorInfo
-from faceperf.fixture_faces import load_image, reference_faces
+from faceperf.fixtures.faces import load_image, reference_faces
 from faceperf.models.inputs import crop_box, mtl_input
 from faceperf.models.mtl import AU_NAMES, EMOTION_NAMES
 from faceperf.pipeline.multitask import FaceAttributes, MultitaskAnalyzer, softmax

@@ -46,7 +46,7 @@ def _pytest(root: Path, sleep_s: float) -> subprocess.CompletedProcess:
             "-m",
             "perf",
             "-p",
-            "faceperf.pytest_plugin",
+            "faceperf.plugins.perf",
             f"--perf-profile={PROFILE}",
             "-q",
             "-p",

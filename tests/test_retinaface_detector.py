@@ -14,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 
 from faceperf.artifacts.manifest import TensorInfo
 from faceperf.errors import ArtifactError
-from faceperf.fixture_faces import load_image
+from faceperf.fixtures.faces import load_image
 from faceperf.models.retinaface import prior_boxes
 from faceperf.pipeline.nms import nms
 from faceperf.pipeline.profiler import StageProfiler

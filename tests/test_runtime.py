@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+from faceperf.accuracy.metrics import snr_db
 from faceperf.artifacts.layout import artifact_path
 from faceperf.errors import ArtifactError, BackendUnavailableError, InputMismatchError
-from faceperf.metrics import snr_db
+from faceperf.fixtures.samples import sample_batch
 from faceperf.models.registry import default_registry
 from faceperf.runtime.coreml_backend import coreml_unavailable_reason
 from faceperf.runtime.factory import open_runner
 from faceperf.runtime.onnxruntime_backend import available_backends
 from faceperf.runtime.torch_backend import TorchRunner
-from faceperf.sample_inputs import sample_batch
 from faceperf.weights.sources import resolve_weights
 
 ON_MACOS = platform.system() == "Darwin"

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from faceperf.fixtures.samples import retinaface_faces, sample_batch
 from faceperf.models.registry import default_registry
-from faceperf.sample_inputs import retinaface_faces, sample_batch
 from faceperf.weights import surrogates
+from faceperf.weights.seeded import FP16_MAX, activation_peak, init_surrogate
 from faceperf.weights.sources import WeightPolicy, resolve_weights
-from faceperf.weights.surrogate import FP16_MAX, activation_peak, init_surrogate
 
 SURROGATE_MODELS = ["retinaface", "star", "mtl"]
 

@@ -68,7 +68,7 @@ def nets(weights: PackagedWeights) -> dict[str, nn.Module]:
 @pytest.fixture(scope="module")
 def hopper() -> tuple[np.ndarray, dict]:
     """Grace Hopper as float32 RGB, and facenet-pytorch's detection of her face."""
-    ref = json.loads((FIXTURES / "reference" / "facenet_mtcnn.json").read_text())
+    ref = json.loads((FIXTURES / "external" / "facenet_mtcnn.json").read_text())
     entry = ref["images"]["grace_hopper"]
     bgr = cv2.imread(str(FIXTURES / "images" / entry["file"]), cv2.IMREAD_COLOR)
     assert bgr is not None

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from faceperf.accuracy.cases import SUBJECT_MODELS, Candidate, photos
 from faceperf.accuracy.crosscheck import compare_detectors, smallest_found
-from faceperf.fixture_faces import reference_faces
+from faceperf.fixtures.faces import reference_faces
+from faceperf.fixtures.samples import RETINAFACE_SIZE
 from faceperf.models import inputs
 from faceperf.paths import default_artifacts_dir
 from faceperf.pipeline.mtcnn_detector import FACENET_DEFAULTS, OPENFACE_PRESET, MTCNNDetector
 from faceperf.pipeline.retinaface_detector import RetinaFaceDetector
-from faceperf.sample_inputs import RETINAFACE_SIZE
 
 HEIGHTS = list(range(120, 7, -4))
 PHOTOS = ("grace_hopper", "astronaut", "obama", "biden")

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from faceperf.bench.gate import Verdict, compare_runs
-from faceperf.bench.interleaved import measure_interleaved, speedup_interval
-from faceperf.bench.report import policy_from_budgets
+from faceperf.bench.gate.compare import Verdict, compare_runs
+from faceperf.bench.gate.storage import load_run
+from faceperf.bench.report.folder import policy_from_budgets
 from faceperf.bench.slowdown import slowed_copy
-from faceperf.bench.storage import load_run
+from faceperf.bench.speedups.interleaved import measure_interleaved, speedup_interval
+from faceperf.fixtures.samples import sample_batch
 from faceperf.paths import default_artifacts_dir, repo_root
 from faceperf.runtime.factory import open_runner
-from faceperf.sample_inputs import sample_batch
 
 
 def _cost(args: argparse.Namespace) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from faceperf import fixture_faces
+from faceperf.fixtures import faces as fixture_faces
+from faceperf.fixtures.samples import RETINAFACE_SIZE
 from faceperf.models import inputs
 from faceperf.pipeline.detection import Detection
 from faceperf.pipeline.landmarker import StarLandmarker
@@ -34,7 +35,6 @@ from faceperf.pipeline.runner_io import run_batched
 from faceperf.pipeline.video import synthetic_frames
 from faceperf.runtime.base import Runner
 from faceperf.runtime.factory import open_runner
-from faceperf.sample_inputs import RETINAFACE_SIZE
 
 Outputs = dict[str, dict[str, np.ndarray]]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceperf import metrics
+from faceperf.accuracy import metrics
 from faceperf.accuracy.cases import Outputs
 from faceperf.accuracy.references import ReferenceSet
 from faceperf.accuracy.tolerances import Limit, Tolerances

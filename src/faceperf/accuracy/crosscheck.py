@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from faceperf import metrics
+from faceperf.accuracy import metrics
 from faceperf.pipeline.detection import Detection
 
 # Two detectors' boxes around one face overlap at 0.75-0.95 here; 0.3 pairs them while two

@@ -19,7 +19,7 @@ from faceperf.accuracy.tolerances import Tolerances, load_tolerances
 from faceperf.artifacts.conformance import Finding, check_artifact
 from faceperf.artifacts.manifest import Manifest, read_manifest
 from faceperf.models.registry import default_registry
-from faceperf.runtime.backends import parse_backend
+from faceperf.runtime.backends import BackendChoice, backend_name, parse_backend
 from faceperf.runtime.coreml_backend import coreml_unavailable_reason
 
 COREML_VARIANT = "coreml"
@@ -54,13 +54,13 @@ class AccuracySession:
     def __init__(
         self,
         candidate: Path,
-        backend: str = "ort-cpu",
+        backend: str | BackendChoice = "ort-cpu",
         references: Path | None = None,
         tolerances: Tolerances | None = None,
         threads: int | None = None,
     ) -> None:
         self.candidate = Path(candidate)
-        self.backend = backend
+        self.backend = backend_name(backend)
         self.references_dir = references
         self.tolerances = tolerances or load_tolerances()
         self.threads = threads

@@ -6,6 +6,7 @@ Read and written only through these typed records; the JSON layout is versioned.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -104,6 +105,13 @@ class Manifest:
         if variant not in variants:
             raise ArtifactError(f"manifest has no variant {variant!r} of {model!r}")
         return variants[variant]
+
+    def surrogate_models(self, models: Iterable[str]) -> list[str]:
+        """Those of ``models`` built from surrogate weights: their numbers exercise the pipeline
+        but are not real face analysis. Models the manifest lacks are left out."""
+        return [
+            m for m in models if m in self.models and self.models[m].weights["kind"] == "surrogate"
+        ]
 
     def to_json(self) -> dict:
         return {

@@ -44,14 +44,14 @@ import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
 
 from faceperf.bench.errors import BudgetsError
-from faceperf.bench.storage import find_by_benchmark_name
+from faceperf.bench.gate.storage import find_by_benchmark_name
 
 _E = TypeVar("_E")
 
@@ -223,6 +223,13 @@ class Budgets:
         """
         override = find_by_benchmark_name(self.thresholds, benchmark_name)
         return self.default_threshold if override is None else override
+
+    def with_ab_threshold(self, threshold: float) -> Budgets:
+        """These budgets with every merge-gate threshold replaced by ``threshold`` (what
+        ``faceperf ab --threshold`` asks for: one threshold for every benchmark)."""
+        return replace(
+            self, ab_default_threshold=threshold, ab_load_threshold=threshold, ab_thresholds={}
+        )
 
     def ab_threshold_for(self, name: str) -> float:
         """The merge gate's threshold of a benchmark (``star-optimized``, ``mtcnn`` ...): its

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from faceperf.runtime.backends import BackendChoice, backend_name
+
 # Backends and the runtime package whose version decides comparability.
 RUNTIMES = {
     "ort-cpu": "onnxruntime",
@@ -144,16 +146,19 @@ def _sysctl(key: str) -> str | None:
 
 
 def detect_profile(
-    backend: str = "ort-cpu", facts: SystemFacts | None = None, forced: str | None = None
+    backend: str | BackendChoice = "ort-cpu",
+    facts: SystemFacts | None = None,
+    forced: str | None = None,
 ) -> HardwareProfile:
     """The profile of this machine for ``backend``.
 
     Args:
-        backend: the runtime backend measurements run on.
+        backend: the runtime backend measurements run on (a name or a parsed choice).
         facts: the machine's facts (probed when omitted).
         forced: a profile name to use instead of the detected one (``--perf-profile``).
     """
     facts = facts or probe_system()
+    backend = backend_name(backend)
     base = backend.partition(":")[0]  # coreml:CPU_ONLY runs on coremltools like coreml
     if base not in RUNTIMES:
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(RUNTIMES)}")
@@ -196,3 +201,18 @@ def _best_isa(flags: frozenset[str], arch: str) -> str | None:
     if "asimd" in flags or "neon" in flags or arch in {"arm64", "aarch64"}:
         return "neon"
     return None
+
+
+# The packages whose versions decide what a measurement means, recorded with every result.
+RUNTIME_PACKAGES = ("onnxruntime", "coremltools", "torch", "numpy")
+
+
+def runtime_versions() -> dict[str, str]:
+    """The installed version of each of RUNTIME_PACKAGES ("not installed" when absent)."""
+    versions = {}
+    for name in RUNTIME_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from faceperf.bench.baseline_paths import baseline_path
+from faceperf.bench.gate.paths import baseline_path
 from faceperf.coreml.analysis import compute_ops
 from faceperf.coreml.compute_plan import ComputePlan, Device
 from faceperf.coreml.errors import ComputePlanError, SnapshotMismatchError

@@ -14,8 +14,6 @@ from functools import cache
 
 from torch import nn
 
-from faceperf.weights.checkpoint import Container
-
 
 class WeightOrigin(Enum):
     """Where a family's trained weights come from."""
@@ -23,6 +21,21 @@ class WeightOrigin(Enum):
     # Real file dropped in weights/, else the committed one (weights/real/), else a surrogate.
     USER_CHECKPOINT = "user_checkpoint"
     PACKAGED = "packaged"  # always real: read out of a pinned PyPI package
+
+
+@dataclass(frozen=True)
+class Container:
+    """How a family's real checkpoint wraps its state dict.
+
+    Args:
+        key: the dict key holding the state dict (``"net"`` for STAR), or None for a plain dict.
+        optional_key: a wrapper key that may or may not be present (``"state_dict"``).
+        strip_prefix: a prefix that may be on every key (``"module."`` from DataParallel).
+    """
+
+    key: str | None = None
+    optional_key: str | None = None
+    strip_prefix: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import ClassVar, Self
 from faceperf.pipeline.profiler import NullProfiler, StageProfiler
 from faceperf.pipeline.runner_io import image_input
 from faceperf.pipeline.stage_names import stage_names
+from faceperf.runtime.backends import BackendChoice
 from faceperf.runtime.base import Runner
 from faceperf.runtime.factory import open_runner
 
@@ -34,7 +35,7 @@ class ArtifactModel:
         cls,
         directory: Path | str,
         variant: str = "optimized",
-        backend: str = "ort-cpu",
+        backend: str | BackendChoice = "ort-cpu",
         threads: int | None = None,
         **kwargs: object,
     ) -> Self:

@@ -45,12 +45,14 @@ from typing import Protocol
 
 import numpy as np
 
+from faceperf.pipeline.boxes import overlap_matrix
 from faceperf.pipeline.frames import as_bgr
 from faceperf.pipeline.landmarker import StarLandmarker
-from faceperf.pipeline.mirror import midline, mirror_faces
 from faceperf.pipeline.multitask import FaceAttributes, MultitaskAnalyzer
 from faceperf.pipeline.profiler import PREPROCESSING, NullProfiler, StageProfiler
 from faceperf.pipeline.retinaface_detector import RetinaFaceDetector
+from faceperf.pipeline.symmetry import midline, mirror_faces
+from faceperf.runtime.backends import BackendChoice
 
 MIRROR_OPERATION = "Mirror_preprocess"
 
@@ -137,16 +139,6 @@ class _Track:
         self.history = deque(maxlen=self.smoothing)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def _mirrorable(landmarks: np.ndarray) -> bool:
     if not np.all(np.isfinite(landmarks)):
         return False
@@ -229,7 +221,7 @@ class FaceMirrorLoop:
         cls,
         directory: Path | str,
         variant: str = "optimized",
-        backend: str = "ort-cpu",
+        backend: str | BackendChoice = "ort-cpu",
         profiler: StageProfiler | None = None,
         threads: int | None = None,
         **kwargs,
@@ -311,7 +303,8 @@ class FaceMirrorLoop:
         if not detections:
             return None, False
         if tracked is not None:
-            overlaps = [_iou(np.asarray(d.box, np.float64), tracked) for d in detections]
+            boxes = np.array([d.box for d in detections], np.float64).reshape(-1, 4)
+            overlaps = overlap_matrix(boxes, np.asarray(tracked, np.float64)[None])[:, 0]
             best = int(np.argmax(overlaps))
             if overlaps[best] > 0.0:
                 return detections[best], True

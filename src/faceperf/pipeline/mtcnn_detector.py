@@ -48,6 +48,7 @@ from faceperf.pipeline.profiler import (
 )
 from faceperf.pipeline.runner_io import image_input
 from faceperf.pipeline.stage_names import stage_names
+from faceperf.runtime.backends import BackendChoice, backend_name
 from faceperf.runtime.base import Runner
 from faceperf.runtime.factory import open_runner
 
@@ -113,6 +114,8 @@ class MTCNNParams:
 FACENET_DEFAULTS = MTCNNParams()
 # The Face Mirror application's setting for 1080p video: faces of 60 px and more.
 OPENFACE_PRESET = replace(FACENET_DEFAULTS, min_face_size=60.0)
+# The presets by the names the CLI's --preset takes.
+PRESETS = {"facenet": FACENET_DEFAULTS, "openface": OPENFACE_PRESET}
 
 
 def pyramid_scales(height: int, width: int, params: MTCNNParams) -> list[float]:
@@ -352,7 +355,7 @@ class MTCNNDetector:
         cls,
         directory: Path | str,
         variant: str = "optimized",
-        backend: str = "ort-cpu",
+        backend: str | BackendChoice = "ort-cpu",
         params: MTCNNParams = FACENET_DEFAULTS,
         threads: int | None = None,
         profiler: StageProfiler | None = None,
@@ -371,6 +374,7 @@ class MTCNNDetector:
             workers: threads sharing the work (see the class); None picks
                 ``default_workers(backend)``.
         """
+        backend = backend_name(backend)
         if workers is None:
             workers = default_workers(backend)
         if threads is None and workers > 1:
@@ -563,7 +567,7 @@ class MTCNNDetector:
         return kept, {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
 
 
-def default_workers(backend: str) -> int:
+def default_workers(backend: str | BackendChoice) -> int:
     """Worker threads for a detector on ``backend``: two on ONNX Runtime CPU when there are two
     cores or more, else one.
 
@@ -573,9 +577,9 @@ def default_workers(backend: str) -> int:
     backends serialise on their device, so they get one.
 
     Args:
-        backend: a runner backend name.
+        backend: a runner backend, by name or parsed.
     """
-    return 2 if backend == "ort-cpu" and (os.cpu_count() or 1) >= 2 else 1
+    return 2 if backend_name(backend) == "ort-cpu" and (os.cpu_count() or 1) >= 2 else 1
 
 
 def _balance(items: list[_T], weight: Callable[[_T], int], bins: int) -> list[list[_T]]:

@@ -11,6 +11,8 @@ from typing import Literal
 
 import numpy as np
 
+from faceperf.pipeline.boxes import overlap_matrix
+
 
 def nms(
     boxes: np.ndarray,
@@ -32,21 +34,12 @@ def nms(
     if len(boxes) == 0:
         return np.zeros(0, np.int64)
     boxes = np.asarray(boxes, np.float64)
-    extra = 1.0 if plus_one else 0.0
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = (x2 - x1 + extra) * (y2 - y1 + extra)
     order = np.argsort(-np.asarray(scores), kind="stable")
     keep = []
     while order.size:
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + extra)
-        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + extra)
-        inter = w * h
-        if mode == "min":
-            overlap = inter / np.minimum(areas[i], areas[rest])
-        else:
-            overlap = inter / (areas[i] + areas[rest] - inter)
+        overlap = overlap_matrix(boxes[i : i + 1], boxes[rest], mode, plus_one)[0]
         order = rest[overlap <= threshold]
     return np.asarray(keep, np.int64)

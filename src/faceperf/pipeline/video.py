@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceperf import fixture_faces
 from faceperf.errors import FaceperfError
+from faceperf.fixtures import faces as fixture_faces
 
 # The fixture photographs' main faces (the scene images are composed of the same photos).
 FACE_SOURCES = (("grace_hopper", 0), ("obama", 0), ("biden", 0), ("astronaut", 0))

@@ -4,6 +4,10 @@
 ``ort-coreml:ALL``) so that every option that names a backend (``--perf-backend``,
 ``--accuracy-backend``, the CLI's ``--backend``) can also choose where Core ML may run.
 Without a suffix both use CPU_AND_NE, what the ``coreml`` variant is converted for.
+
+Functions that take a backend accept either the name or a parsed ``BackendChoice`` (the CLI
+parses ``--backend`` once, at the command line); ``parse_backend`` and ``backend_name`` turn
+either into the form they need.
 """
 
 from __future__ import annotations
@@ -41,9 +45,23 @@ class BackendChoice:
     def is_coreml(self) -> bool:
         return self.base == "coreml"
 
+    @property
+    def name(self) -> str:
+        """The name as a user spells it (``coreml:CPU_ONLY``); ``parse_backend`` reads it back."""
+        return f"{self.base}:{self.compute_units}" if self.compute_units else self.base
 
-def parse_backend(name: str) -> BackendChoice:
-    """``coreml:CPU_ONLY`` → BackendChoice("coreml", "CPU_ONLY"); errors name the choices."""
+    def __str__(self) -> str:
+        # Messages, labels and JSON show the backend as the user typed it.
+        return self.name
+
+
+def parse_backend(name: str | BackendChoice) -> BackendChoice:
+    """``coreml:CPU_ONLY`` → BackendChoice("coreml", "CPU_ONLY"); errors name the choices.
+
+    A ``BackendChoice`` is returned as it is, so callers can take either form.
+    """
+    if isinstance(name, BackendChoice):
+        return name
     base, _, units = name.partition(":")
     if base not in BASES:
         raise BackendUnavailableError(
@@ -62,3 +80,11 @@ def parse_backend(name: str) -> BackendChoice:
             f"{', '.join(COMPUTE_UNITS)}"
         )
     return BackendChoice(base, units)
+
+
+def backend_name(backend: str | BackendChoice) -> str:
+    """The backend's name, for code that compares, prints or records it as text.
+
+    A string is returned unchanged (not validated: callers that need a valid backend parse it).
+    """
+    return backend.name if isinstance(backend, BackendChoice) else backend

@@ -8,7 +8,7 @@ from faceperf.artifacts.layout import artifact_path
 from faceperf.artifacts.manifest import read_manifest
 from faceperf.errors import ArtifactError, BackendUnavailableError
 from faceperf.fileio import sha256_path
-from faceperf.runtime.backends import ORT_COREML_UNITS, parse_backend
+from faceperf.runtime.backends import ORT_COREML_UNITS, BackendChoice, parse_backend
 from faceperf.runtime.base import Runner
 from faceperf.runtime.coreml_backend import CoreMLRunner
 from faceperf.runtime.onnxruntime_backend import PROVIDERS, OrtRunner
@@ -20,7 +20,7 @@ def open_runner(
     directory: Path,
     model: str,
     variant: str,
-    backend: str = "ort-cpu",
+    backend: str | BackendChoice = "ort-cpu",
     threads: int | None = None,
     verify: bool = True,
 ) -> Runner:
@@ -32,7 +32,7 @@ def open_runner(
         variant: ``baseline``, ``optimized``, ``optimized_fp16`` or ``coreml``.
         backend: ``ort-cpu``, ``ort-coreml``, ``ort-cuda`` (ONNX files) or ``coreml`` (mlpackage);
             ``coreml`` and ``ort-coreml`` take compute units as ``coreml:CPU_ONLY`` (see
-            ``runtime.backends``).
+            ``runtime.backends``); a parsed ``BackendChoice`` is taken as well.
         threads: intra-op threads for ONNX Runtime.
         verify: refuse a file whose sha256 differs from its manifest record.
     """

@@ -8,30 +8,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from faceperf.errors import WeightsError
+from faceperf.models.registry import Container
 
 _MAX_KEYS_NAMED = 6
-
-
-@dataclass(frozen=True)
-class Container:
-    """How a family's real checkpoint wraps its state dict.
-
-    Args:
-        key: the dict key holding the state dict (``"net"`` for STAR), or None for a plain dict.
-        optional_key: a wrapper key that may or may not be present (``"state_dict"``).
-        strip_prefix: a prefix that may be on every key (``"module."`` from DataParallel).
-    """
-
-    key: str | None = None
-    optional_key: str | None = None
-    strip_prefix: str | None = None
 
 
 def read_checkpoint(path: Path) -> object:

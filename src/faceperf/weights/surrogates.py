@@ -19,10 +19,10 @@ from torch import nn
 
 from faceperf.errors import WeightsError
 from faceperf.fileio import atomic_write_bytes, sha256_path
+from faceperf.fixtures.samples import sample_batch
 from faceperf.models.registry import ModelSpec
 from faceperf.paths import fixtures_dir
-from faceperf.sample_inputs import sample_batch
-from faceperf.weights.surrogate import (
+from faceperf.weights.seeded import (
     FP16_MAX,
     activation_peak,
     calibrate_batchnorm,

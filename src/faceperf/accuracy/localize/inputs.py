@@ -14,15 +14,15 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from faceperf import fixture_faces
 from faceperf.accuracy import cases as suite_cases
 from faceperf.accuracy.localize.execution import OutputView
 from faceperf.accuracy.localize.result import LocalizeError
 from faceperf.accuracy.tolerances import Tolerances, load_tolerances
 from faceperf.artifacts.layout import ONNX_VARIANTS, artifact_path
 from faceperf.artifacts.manifest import read_manifest
+from faceperf.fixtures import faces as fixture_faces
+from faceperf.fixtures.samples import RETINAFACE_SIZE
 from faceperf.models import inputs as model_inputs_module
-from faceperf.sample_inputs import RETINAFACE_SIZE
 
 DEFAULT_CASES = 2
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceperf import metrics
+from faceperf.accuracy import metrics
 from faceperf.errors import FaceperfError
 
 DOWNSTREAM = 3

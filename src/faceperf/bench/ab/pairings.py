@@ -29,18 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
-from faceperf import fixture_faces
 from faceperf.artifacts.layout import VARIANTS
 from faceperf.artifacts.manifest import Manifest, read_manifest
 from faceperf.bench.ab.sequential import Pairing
 from faceperf.errors import ArtifactError
+from faceperf.fixtures import faces as fixture_faces
+from faceperf.fixtures.samples import sample_batch
 from faceperf.models.registry import default_registry
 from faceperf.pipeline.face_mirror import FaceMirrorLoop
 from faceperf.pipeline.mtcnn_detector import OPENFACE_PRESET, MTCNNDetector
 from faceperf.pipeline.video import synthetic_frames
-from faceperf.runtime.backends import parse_backend
+from faceperf.runtime.backends import BackendChoice, backend_name, parse_backend
 from faceperf.runtime.factory import open_runner
-from faceperf.sample_inputs import sample_batch
 
 MTCNN, PIPELINE = "mtcnn", "pipeline"
 COMPOSITES = {
@@ -65,7 +65,8 @@ class AbRequest:
         candidate: the pull request's artifact folder.
         models: models and composites (``mtcnn``, ``pipeline``) to judge; None: all.
         variants: variants of the single-model benchmarks.
-        backend: the runtime backend name of both sides (``ort-cpu``, ``coreml:CPU_ONLY`` ...).
+        backend: the runtime backend of both sides (``ort-cpu``, ``coreml:CPU_ONLY`` ..., or a
+            parsed ``BackendChoice``; kept as its name).
         threads: intra-op threads per session.
         cold_load: also judge session creation per model and variant (off by default: it
             costs a third of the run, and session creation is judged by the speedup floors).
@@ -75,7 +76,7 @@ class AbRequest:
     candidate: Path
     models: tuple[str, ...] | None = None
     variants: tuple[str, ...] = DEFAULT_VARIANTS
-    backend: str = "ort-cpu"
+    backend: str = "ort-cpu"  # a BackendChoice is taken too, and stored as its name
     threads: int = 1
     cold_load: bool = False
 
@@ -88,6 +89,8 @@ class AbRequest:
         if self.threads < 1:
             raise ValueError(f"threads {self.threads}: expected at least 1")
         parse_backend(self.backend)  # a bad name fails here, not after minutes of building
+        # Reports and labels record the backend as text, whichever form it came in.
+        object.__setattr__(self, "backend", backend_name(self.backend))
 
     @property
     def gated_variant(self) -> str:
@@ -110,7 +113,7 @@ class AbPlan:
     removed: tuple[str, ...]
 
 
-def default_variants(backend: str) -> tuple[str, ...]:
+def default_variants(backend: str | BackendChoice) -> tuple[str, ...]:
     """What the merge gate judges by default: the Core ML packages on the Core ML backend, the
     optimised ONNX variants elsewhere."""
     return COREML_VARIANTS if parse_backend(backend).is_coreml else DEFAULT_VARIANTS

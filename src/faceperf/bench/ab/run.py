@@ -8,7 +8,6 @@ import shutil
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 from faceperf.artifacts.manifest import Manifest, manifest_path
@@ -17,14 +16,13 @@ from faceperf.bench.ab.pairings import AbRequest, is_load, pairings, plan, read_
 from faceperf.bench.ab.result import AbResult
 from faceperf.bench.ab.sequential import Clock, Outcome, measure_sequential
 from faceperf.bench.budgets import Budgets
-from faceperf.bench.hardware import detect_profile
+from faceperf.bench.hardware import detect_profile, runtime_versions
 from faceperf.errors import FaceperfError
 from faceperf.fileio import atomic_write_bytes, atomic_write_json, sha256_path
 
 # With opening the sessions, a default run (12 models x variants, mtcnn, pipeline) stays within
 # four minutes on a 2-core CI VM.
 DEFAULT_MAX_TIME_S = 180.0
-_VERSIONED = ("onnxruntime", "coremltools", "torch", "numpy")
 
 
 def run_ab(
@@ -94,7 +92,7 @@ def environment(request: AbRequest, seed: int, max_time_s: float) -> dict[str, o
         "cores": profile.facts.cores,
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "versions": {name: _version(name) for name in _VERSIONED},
+        "versions": runtime_versions(),
         "backend": request.backend,
         "threads": request.threads,
         "variants": list(request.variants),
@@ -141,10 +139,3 @@ def write_ab_files(directory: Path, result: AbResult, strict: bool = False) -> N
     atomic_write_json(directory / "ab.json", result.to_json())
     render.plot(result, directory / "ab.png")
     atomic_write_bytes(directory / "summary.md", render.markdown(result, strict).encode())
-
-
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"

@@ -28,9 +28,9 @@ from types import MappingProxyType
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from faceperf.bench.canary import CANARY_KEY, canary_ratios
 from faceperf.bench.errors import ProfileMismatchError
-from faceperf.bench.storage import BenchmarkRun, BenchmarkSamples, find_by_benchmark_name
+from faceperf.bench.gate.canary import CANARY_KEY, canary_ratios
+from faceperf.bench.gate.storage import BenchmarkRun, BenchmarkSamples, find_by_benchmark_name
 
 ALLOW_MISMATCH_OPTION = "--allow-mismatch"
 SUGGEST_MORE_ROUNDS = "increase rounds"
@@ -68,6 +68,8 @@ class GatePolicy:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     alpha: float = 0.01
     allow_mismatch: bool = False
+    # How the user who ran the comparison spells allow_mismatch: the CLI's flag, or pytest's.
+    mismatch_flag: str = ALLOW_MISMATCH_OPTION
     accepted: Mapping[str, str] = field(default_factory=dict)
     not_gated: Mapping[str, str] = field(default_factory=dict)
     min_samples: int = 5
@@ -225,7 +227,7 @@ def compare_runs(baseline: BenchmarkRun, current: BenchmarkRun, policy: GatePoli
     mismatches = _mismatches(baseline, current)
     if mismatches and not policy.allow_mismatch:
         raise ProfileMismatchError(
-            f"refusing to compare: {'; '.join(mismatches)}; pass {ALLOW_MISMATCH_OPTION} to "
+            f"refusing to compare: {'; '.join(mismatches)}; pass {policy.mismatch_flag} to "
             "compare anyway"
         )
     names = sorted(set(baseline.benchmarks) | set(current.benchmarks))

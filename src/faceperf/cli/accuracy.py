@@ -1,61 +1,54 @@
-"""Handlers of ``faceperf references build`` and ``faceperf accuracy check | faults |
-localize``.
-
-Thin: the library runs and judges; these format. cli.py owns error handling and exit codes.
-"""
+"""``faceperf references build`` and ``faceperf accuracy check | faults | localize``: the stored
+reference outputs, and candidates judged against them. The library runs and judges; these
+handlers format."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from faceperf.cli_args import comma_list
-from faceperf.errors import FaceperfError
-from faceperf.paths import default_artifacts_dir
+from faceperf.cli.exits import EXIT_FAILED, EXIT_OK
+from faceperf.cli.options import add_artifacts, add_backend, add_json, add_subjects, add_variants
 
 if TYPE_CHECKING:
     from faceperf.accuracy.localize.result import Localization
 
-EXIT_OK, EXIT_FAILED = 0, 1
-_VARIANTS = ("optimized", "optimized_fp16", "coreml")
 
-
-def _subject_names() -> tuple[str, ...]:
-    from faceperf.accuracy.cases import SUBJECTS
-
-    return SUBJECTS
-
-
-_subjects = comma_list("subject", _subject_names)
-
-
-def add_accuracy_commands(commands: argparse._SubParsersAction) -> None:
-    """Register ``references build`` and ``accuracy check | faults | localize``."""
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``references build`` and ``accuracy check | faults | localize`` to the top-level
+    commands."""
     references = commands.add_parser("references", help="the stored reference outputs")
     sub = references.add_subparsers(dest="references_command", required=True)
     build = sub.add_parser("build", help="run the baseline artifacts on the fixtures and store")
-    build.add_argument("--artifacts", type=Path, default=None, help="default: weights/build")
-    build.add_argument("--subjects", type=_subjects, default=None, help="default: all")
+    add_artifacts(build)
+    add_subjects(build)
     build.add_argument("--out", type=Path, default=None, help="default: fixtures/references")
+    build.set_defaults(func=_references_build)
 
     accuracy = commands.add_parser("accuracy", help="check candidates against the references")
     sub = accuracy.add_subparsers(dest="accuracy_command", required=True)
     check = sub.add_parser("check", help="judge a candidate folder; exit 1 when a limit breaks")
-    check.add_argument("--candidate", type=Path, default=None, help="default: weights/build")
-    check.add_argument("--subjects", type=_subjects, default=None)
-    check.add_argument("--variants", default=",".join(_VARIANTS[:2]))
-    check.add_argument("--backend", default="ort-cpu", help="for the ONNX variants")
+    add_artifacts(check, "--candidate", help="the candidate's artifact folder")
+    add_subjects(check)
+    add_variants(
+        check,
+        default=("optimized", "optimized_fp16"),
+        help="comma-separated variants to judge (default: optimized,optimized_fp16)",
+    )
+    add_backend(check, help="the backend of the ONNX variants (default ort-cpu)")
     check.add_argument(
         "--all", action="store_true", help="every measurement, not only the worst per metric"
     )
+    check.set_defaults(func=_check)
+
     faults = sub.add_parser("faults", help="build every catalogued fault and say what caught it")
-    faults.add_argument("--artifacts", type=Path, default=None, help="default: weights/build")
-    faults.add_argument("--subjects", type=_subjects, default=None)
-    faults.add_argument("--json", action="store_true")
+    add_artifacts(faults)
+    add_subjects(faults)
+    add_json(faults)
+    faults.set_defaults(func=_faults)
     _add_localize(sub)
 
 
@@ -64,12 +57,15 @@ def _add_localize(sub: argparse._SubParsersAction) -> None:
         "localize",
         help="name the operation where a candidate's outputs start to diverge (exit 0 either way)",
     )
-    localize.add_argument("--candidate", type=Path, required=True, help="artifact folder")
-    # Checked by the library, not by choices: a bad name is one line, like every other error.
+    add_artifacts(localize, "--candidate", required=True, help="artifact folder")
+    # Names checked by the library, not by choices: a bad name is one line, like every other
+    # error (and the candidate's folder, not a variant list, says what exists).
     localize.add_argument("--model", required=True, help="retinaface, star, mtl, mtcnn_pnet, ...")
     localize.add_argument(
         "--variant", default="optimized", help="the candidate's variant (coreml: macOS only)"
     )
+    # Not the shared artifact-folder option: left unset, the coreml variant is compared with
+    # the candidate's own package on CPU_ONLY rather than with weights/build.
     localize.add_argument("--reference", type=Path, default=None, help="default: weights/build")
     localize.add_argument(
         "--reference-variant",
@@ -80,34 +76,23 @@ def _add_localize(sub: argparse._SubParsersAction) -> None:
         "--floor", type=float, default=None, metavar="DB", help="default: tolerances.toml"
     )
     localize.add_argument("--cases", type=int, default=None, help="fixture cases (default 2)")
-    localize.add_argument(
-        "--json",
-        action="store_true",
+    add_json(
+        localize,
         help='print JSON; an SNR is a number, "inf" (equal), "-inf", or null (not comparable)',
     )
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.command == "references":
-        return _references_build(args)
-    if args.accuracy_command == "check":
-        return _check(args)
-    if args.accuracy_command == "localize":
-        return _localize(args)
-    return _faults(args)
+    localize.set_defaults(func=_localize)
 
 
 def _references_build(args: argparse.Namespace) -> int:
     from faceperf.accuracy.cases import SUBJECTS
     from faceperf.accuracy.references import build_reference, reference_path, write_reference
 
-    artifacts = args.artifacts or default_artifacts_dir()
     for subject in args.subjects or SUBJECTS:
-        reference = build_reference(subject, artifacts)
+        reference = build_reference(subject, args.artifacts)
         path = reference_path(subject, args.out)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_reference(reference, path)
-        print(f"{path}: {len(reference.outputs)} cases from {artifacts}")
+        print(f"{path}: {len(reference.outputs)} cases from {args.artifacts}")
     return EXIT_OK
 
 
@@ -115,10 +100,10 @@ def _check(args: argparse.Namespace) -> int:
     from faceperf.accuracy.compare import worst_by_metric
     from faceperf.accuracy.session import AccuracySession
 
-    session = AccuracySession(args.candidate or default_artifacts_dir(), backend=args.backend)
+    session = AccuracySession(args.candidate, backend=args.backend)
     failed = False
     for subject in args.subjects or session.subjects():
-        for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
+        for variant in args.variants:
             result = session.result(subject, variant)
             if result.skipped:
                 print(f"{subject} {variant}: skipped: {result.skipped}")
@@ -138,12 +123,13 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _faults(args: argparse.Namespace) -> int:
+    import tempfile
+
     from faceperf.accuracy.cases import SUBJECTS
     from faceperf.accuracy.faults import CATALOGUE, evaluate_fault
     from faceperf.accuracy.references import read_reference
     from faceperf.accuracy.tolerances import load_tolerances
 
-    artifacts = args.artifacts or default_artifacts_dir()
     tolerances = load_tolerances()
     rows = []
     for subject in args.subjects or SUBJECTS:
@@ -153,7 +139,7 @@ def _faults(args: argparse.Namespace) -> int:
                 continue
             with tempfile.TemporaryDirectory() as work:
                 result = evaluate_fault(
-                    fault, subject, artifacts, Path(work), reference, tolerances
+                    fault, subject, args.artifacts, Path(work), reference, tolerances
                 )
             rows.append(
                 {
@@ -176,6 +162,7 @@ def _localize(args: argparse.Namespace) -> int:
     from faceperf.accuracy.localize.api import localize
     from faceperf.accuracy.localize.coreml import COREML_VARIANT, localize_coreml
     from faceperf.accuracy.localize.inputs import DEFAULT_CASES
+    from faceperf.errors import FaceperfError
 
     cases = DEFAULT_CASES if args.cases is None else args.cases
     if cases < 1:

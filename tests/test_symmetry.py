@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faceperf.pipeline.mirror import (
+from faceperf.pipeline.symmetry import (
     CHIN_POINT,
     GLABELLA_POINTS,
     midline,

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceperf.bench.storage import BenchmarkRun, short_name
+from faceperf.bench.gate.storage import BenchmarkRun, short_name
 from faceperf.fileio import atomic_write_bytes
 from faceperf.pipeline.profiler import CATEGORIES, StageProfiler
 

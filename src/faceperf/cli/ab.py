@@ -1,7 +1,7 @@
 """``faceperf ab``: the merge gate, a pull request's artifacts against its base's in one run.
 
-Registered by cli.py (``add_ab_command``, ``run``); the measurement lives in faceperf.bench.ab.
-Importing this module is light: heavy imports are in ``run``.
+The measurement lives in faceperf.bench.ab; this handler resolves the options, shows progress
+and writes the report.
 """
 
 from __future__ import annotations
@@ -11,27 +11,22 @@ import json
 import math
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from faceperf.cli_args import accepted_pair, comma_list
-from faceperf.errors import FaceperfError
-from faceperf.paths import default_artifacts_dir, repo_root
+from faceperf.cli.exits import EXIT_INTERRUPTED
+from faceperf.cli.options import (
+    add_accept,
+    add_artifacts,
+    add_backend,
+    add_json,
+    add_models,
+    add_threads,
+    add_variants,
+)
 
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
-
-
-def _benchmark_models() -> list[str]:
-    from faceperf.bench.ab.pairings import COMPOSITES
-    from faceperf.models.registry import default_registry
-
-    return [*default_registry().names(), *COMPOSITES]
-
-
-def _variants() -> tuple[str, ...]:
-    from faceperf.artifacts.layout import VARIANTS
-
-    return VARIANTS
+if TYPE_CHECKING:
+    from faceperf.bench.ab.sequential import Outcome
 
 
 def _number(accepts: Callable[[float], bool], expected: str) -> Callable[[str], float]:
@@ -53,15 +48,8 @@ _positive_seconds = _number(lambda v: v > 0, "a positive number of seconds")
 _fraction = _number(lambda v: 0 < v < 1, "a fraction between 0 and 1")
 
 
-def _accepted(text: str) -> tuple[str, str]:
-    try:
-        return accepted_pair(text)
-    except FaceperfError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def add_ab_command(commands: argparse._SubParsersAction) -> None:
-    """Add ``faceperf ab`` to the top-level subcommands."""
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``ab`` to the top-level commands."""
     ab = commands.add_parser(
         "ab",
         help="merge gate: candidate artifacts against reference artifacts, interleaved",
@@ -74,27 +62,18 @@ def add_ab_command(commands: argparse._SubParsersAction) -> None:
         required=True,
         help="the base's artifact folder, or a git revision whose artifacts are built (cached)",
     )
-    ab.add_argument(
-        "--candidate",
-        type=Path,
-        default=None,
-        help="the pull request's artifact folder (default: weights/build)",
+    add_artifacts(ab, "--candidate", help="the pull request's artifact folder")
+    add_models(
+        ab, help="models and composites (mtcnn, pipeline) to judge (default: all)", composites=True
     )
-    ab.add_argument(
-        "--models",
-        type=comma_list("model", _benchmark_models),
-        default=None,
-        help="models and composites (mtcnn, pipeline) to judge (default: all)",
-    )
-    ab.add_argument(
-        "--variants",
-        type=comma_list("variant", _variants),
+    add_variants(
+        ab,
         default=None,
         help="variants of the single-model benchmarks (default: optimized,optimized_fp16; "
         "coreml on the coreml backend)",
     )
-    ab.add_argument("--backend", default="ort-cpu", help="ort-cpu, ort-coreml, coreml[:UNITS]")
-    ab.add_argument("--threads", type=int, default=1, help="intra-op threads per session")
+    add_backend(ab)
+    add_threads(ab, default=1, help="intra-op threads per session (default 1)")
     ab.add_argument(
         "--threshold",
         type=_fraction,
@@ -115,16 +94,9 @@ def add_ab_command(commands: argparse._SubParsersAction) -> None:
     ab.add_argument(
         "--strict", action="store_true", help="fail on benchmarks still undecided at time-out"
     )
-    ab.add_argument(
-        "--accept",
-        type=_accepted,
-        action="append",
-        default=[],
-        metavar="NAME=REASON",
-        help="a slowdown a reviewer accepts, with the reason (repeatable)",
-    )
+    add_accept(ab, help="a slowdown a reviewer accepts, with the reason (repeatable)")
     ab.add_argument("--seed", type=int, default=0, help="seeds the order within rounds")
-    ab.add_argument("--json", action="store_true", help="print ab.json to stdout")
+    add_json(ab, help="print ab.json to stdout")
     ab.add_argument("--markdown", type=Path, default=None, help="also write summary.md here")
     ab.add_argument(
         "--report",
@@ -132,24 +104,28 @@ def add_ab_command(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="report folder (default: reports/<timestamp>-ab)",
     )
+    ab.set_defaults(func=_ab)
 
 
-def run(args: argparse.Namespace) -> int:
+def _ab(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
     from faceperf.bench.ab.pairings import AbRequest, default_variants
     from faceperf.bench.ab.reference import resolve_reference
     from faceperf.bench.ab.render import markdown, terminal
     from faceperf.bench.ab.run import DEFAULT_MAX_TIME_S, run_ab, write_ab_report
-    from faceperf.bench.baseline_paths import budgets_path
     from faceperf.bench.budgets import load_budgets
+    from faceperf.bench.gate.paths import budgets_path
     from faceperf.fileio import atomic_write_bytes
+    from faceperf.paths import repo_root
 
     budgets = load_budgets(budgets_path())
     if args.threshold is not None:
-        budgets = budgets_with_threshold(budgets, args.threshold)
+        budgets = budgets.with_ab_threshold(args.threshold)
     reference = resolve_reference(args.reference, say=_say)
     request = AbRequest(
         reference=reference,
-        candidate=args.candidate or default_artifacts_dir(),
+        candidate=args.candidate,
         models=tuple(args.models) if args.models else None,
         variants=tuple(args.variants) if args.variants else default_variants(args.backend),
         backend=args.backend,
@@ -182,16 +158,7 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code(args.strict)
 
 
-def budgets_with_threshold(budgets, threshold: float):  # (Budgets, float) -> Budgets
-    """The budgets with every merge-gate threshold replaced by ``threshold`` (``--threshold``)."""
-    import dataclasses
-
-    return dataclasses.replace(
-        budgets, ab_default_threshold=threshold, ab_load_threshold=threshold, ab_thresholds={}
-    )
-
-
-def _progress(outcome) -> None:  # outcome: faceperf.bench.ab.sequential.Outcome
+def _progress(outcome: Outcome) -> None:
     interval = "-" if outcome.interval is None else outcome.interval.text()
     _say(
         f"  {outcome.name}: look {outcome.looks}, {outcome.rounds} rounds: {interval} "

@@ -10,7 +10,6 @@ calls lives in faceperf.bench.
 from __future__ import annotations
 
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,16 @@ from _pytest.mark.expression import Expression
 
 from faceperf.bench.ab.result import AbResult
 from faceperf.bench.ab.setup import MERGE_BASE, AbSetup, ab_setup
-from faceperf.bench.baseline_paths import baseline_path
-from faceperf.bench.canary import Canary
-from faceperf.bench.hardware import HardwareProfile, detect_profile
-from faceperf.bench.storage import faceperf_machine_info
+from faceperf.bench.gate.canary import Canary
+from faceperf.bench.gate.paths import baseline_path
+from faceperf.bench.gate.storage import faceperf_machine_info
+from faceperf.bench.hardware import HardwareProfile, detect_profile, runtime_versions
 from faceperf.paths import repo_root
 
 _PROFILE = pytest.StashKey[HardwareProfile]()
 _REPORT = pytest.StashKey[Path]()
 _AB = pytest.StashKey[AbResult]()
 _AB_PLAN = pytest.StashKey[AbSetup]()
-_VERSIONED = ("onnxruntime", "coremltools", "torch", "numpy")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -149,8 +147,8 @@ def _models(text: str | None) -> tuple[str, ...] | None:
 def ab_result(request: pytest.FixtureRequest, artifacts_dir: Path) -> AbResult:
     """The merge gate over every planned benchmark, measured once per session."""
     from faceperf.bench.ab.run import DEFAULT_MAX_TIME_S, run_ab
-    from faceperf.bench.baseline_paths import budgets_path
     from faceperf.bench.budgets import load_budgets
+    from faceperf.bench.gate.paths import budgets_path
 
     config = request.config
     setup = _ab_setup(config)
@@ -188,7 +186,7 @@ def perf_profile(request: pytest.FixtureRequest) -> HardwareProfile:
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     profile = config.stash[_PROFILE]
-    versions = {name: metadata.version(name) for name in _VERSIONED}
+    versions = runtime_versions()
     # The CPU from faceperf's own probe (the facts the profile was detected from), so it is
     # recorded even where pytest-benchmark has no py-cpuinfo; the gate refuses other CPUs.
     machine_info["faceperf"] = faceperf_machine_info(profile.name, versions, profile.facts.cpu)
@@ -212,14 +210,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         lead = markdown(ab, strict) + "\n---\n\n"
     if report is None or not (report / "results.json").exists():
         return
-    from faceperf.bench.report import ReportInputs, policy_from_budgets, write_report
+    from faceperf.bench.report.folder import ReportInputs, policy_from_budgets, write_report
     from faceperf.errors import FaceperfError
 
     profile = config.stash[_PROFILE]
     baseline = config.getoption("--perf-baseline") or baseline_path(profile.name)
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     try:
-        policy = policy_from_budgets(config.getoption("--perf-allow-mismatch"))
+        policy = policy_from_budgets(
+            config.getoption("--perf-allow-mismatch"), mismatch_flag="--perf-allow-mismatch"
+        )
         verdict = write_report(
             report,
             ReportInputs(report / "results.json", baseline, policy),

@@ -2,7 +2,7 @@
 speedup test leaves in its benchmark's ``extra_info``, and the report section built from it.
 
 A speedup test hands :class:`InterleavedBlocks` to pytest-benchmark as the function to time. One
-call is one ABBA block of :func:`~faceperf.bench.interleaved.measure_interleaved` (the pair in
+call is one ABBA block of :func:`~.interleaved.measure_interleaved` (the pair in
 both orders, so a steady drift adds the same to both sides), so pytest-benchmark's rounds are
 blocks and its samples are block durations; the per-call durations of each side are kept by
 the blocks object and go into the :class:`SpeedupRecord`.
@@ -17,14 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from faceperf.bench.budgets import SPEEDUP_MEASURES, SpeedupFloor
-from faceperf.bench.interleaved import (
+from faceperf.bench.gate.storage import BenchmarkRun, short_name
+from faceperf.bench.speedups.interleaved import (
     Clock,
     InterleavedSamples,
     SpeedupInterval,
     measure_interleaved,
     speedup_interval,
 )
-from faceperf.bench.storage import BenchmarkRun, short_name
 
 SPEEDUP_KEY = "speedup"  # the extra_info key a speedup test records its SpeedupRecord under
 _RECORD_VERSION = 1

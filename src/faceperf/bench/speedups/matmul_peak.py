@@ -121,7 +121,7 @@ def measure_matmul_peak(
     if threads < 1:
         raise ValueError(f"threads {threads}: expected a positive integer")
     env = {**os.environ, **dict.fromkeys(_THREAD_VARIABLES, str(threads))}
-    command = [sys.executable, "-m", "faceperf.bench.matmul_peak", str(size), str(repeats)]
+    command = [sys.executable, "-m", "faceperf.bench.speedups.matmul_peak", str(size), str(repeats)]
     try:
         done = subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=timeout_s, check=False

@@ -16,9 +16,9 @@ import copy
 import statistics
 from collections.abc import Mapping, Sequence
 
-from faceperf.bench.canary import CANARY_KEY
 from faceperf.bench.errors import BaselineError
-from faceperf.bench.storage import CPU_KEY, FACEPERF_KEY, BenchmarkRun, parse_run
+from faceperf.bench.gate.canary import CANARY_KEY
+from faceperf.bench.gate.storage import CPU_KEY, FACEPERF_KEY, BenchmarkRun, parse_run
 
 
 def pool_runs(documents: Sequence[Mapping[str, object]], sources: Sequence[str]) -> dict:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from faceperf.pipeline.boxes import overlap_matrix
+
 # Widths of the MTL heads (faceperf.models.mtl.AU_NAMES / EMOTION_NAMES; not imported from
 # there because that module pulls in torch).
 AU_COUNT = 8
@@ -335,17 +337,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Returns:
         (N, M) IoUs in [0, 1].
     """
-    a = _boxes("a", a)
-    b = _boxes("b", b)
-    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(width, 0.0, None) * np.clip(height, 0.0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    # Divide only where the union has area; the rest stays 0 without a 0/0 warning.
-    iou = np.zeros_like(inter)
-    np.divide(inter, union, out=iou, where=union > 0.0)
+    iou = overlap_matrix(_boxes("a", a), _boxes("b", b))
     # Rounding can push inter/union a hair past 1 for identical boxes.
     return np.clip(iou, 0.0, 1.0)
 

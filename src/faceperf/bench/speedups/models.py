@@ -1,7 +1,7 @@
 """Per model: ``optimized`` against ``baseline`` and against PyTorch eager, and its GFLOP/s.
 
 What ``faceperf bench speedups`` measures. Each ratio comes from its own interleaved pair
-(ABBA rounds of :func:`~faceperf.bench.interleaved.measure_interleaved`, one process): baseline
+(ABBA rounds of :func:`~.interleaved.measure_interleaved`, one process): baseline
 with optimized, then eager with optimized, so every ratio compares calls made under the same
 machine conditions. The achieved rate is the optimized graph's FLOPs (Conv, ConvTranspose,
 Gemm, MatMul, counted from its shapes) over its median latency, shown beside the rate of a
@@ -24,22 +24,23 @@ import torch
 
 from faceperf.artifacts.layout import artifact_path
 from faceperf.artifacts.manifest import read_manifest
-from faceperf.bench.flops import count_flops
-from faceperf.bench.interleaved import (
+from faceperf.bench.speedups.flops import count_flops
+from faceperf.bench.speedups.interleaved import (
     Clock,
     InterleavedSamples,
     SpeedupInterval,
     measure_interleaved,
     speedup_interval,
 )
-from faceperf.bench.matmul_peak import MatmulPeak
-from faceperf.bench.published import APPLE_SILICON, SOURCE
+from faceperf.bench.speedups.matmul_peak import MatmulPeak
+from faceperf.bench.speedups.published import APPLE_SILICON, SOURCE
 from faceperf.errors import ArtifactError
+from faceperf.fixtures.samples import sample_batch
 from faceperf.models.registry import default_registry
+from faceperf.runtime.backends import BackendChoice, backend_name
 from faceperf.runtime.base import Runner
 from faceperf.runtime.factory import open_runner
 from faceperf.runtime.torch_backend import TorchRunner
-from faceperf.sample_inputs import sample_batch
 from faceperf.weights.sources import DEFAULT_SEED, WeightPolicy, resolve_weights
 
 _MTCNN = ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")
@@ -163,7 +164,8 @@ class SpeedupsReport:
 
     Args:
         profile: the hardware profile name.
-        backend: the ONNX Runtime backend of the baseline and optimized sides.
+        backend: the ONNX Runtime backend of the baseline and optimized sides (a parsed
+            ``BackendChoice`` is taken too, and stored as its name).
         threads: intra-op threads of every side (ONNX Runtime and PyTorch).
         rounds, warmup: per pair and side.
         versions: runtime package → version.
@@ -183,6 +185,8 @@ class SpeedupsReport:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "versions", MappingProxyType(dict(self.versions)))
+        # The JSON and the table show the backend as text, whichever form it came in.
+        object.__setattr__(self, "backend", backend_name(self.backend))
         object.__setattr__(self, "models", tuple(self.models))
         object.__setattr__(self, "peaks", tuple(self.peaks))
 
@@ -271,7 +275,9 @@ class SpeedupsReport:
         return "\n".join(lines) + "\n"
 
 
-def open_model_calls(directory: Path, model: str, backend: str, threads: int) -> ModelCalls:
+def open_model_calls(
+    directory: Path, model: str, backend: str | BackendChoice, threads: int
+) -> ModelCalls:
     """Open the baseline and optimized artifacts and the eager model of ``model``.
 
     The input is the model's first realistic sample (the perf suite's), shaped as its

@@ -6,13 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceperf.bench.baseline_paths import budgets_path
 from faceperf.bench.budgets import load_budgets
 from faceperf.bench.errors import BaselineError
-from faceperf.bench.gate import GatePolicy, GateReport, compare_runs
-from faceperf.bench.speedup import speedup_markdown
-from faceperf.bench.stage_report import write_stage_outputs
-from faceperf.bench.storage import BenchmarkRun, load_run
+from faceperf.bench.gate.compare import (
+    ALLOW_MISMATCH_OPTION,
+    GatePolicy,
+    GateReport,
+    compare_runs,
+)
+from faceperf.bench.gate.paths import budgets_path
+from faceperf.bench.gate.storage import BenchmarkRun, load_run
+from faceperf.bench.report.stages import write_stage_outputs
+from faceperf.bench.speedups.estimate import speedup_markdown
 from faceperf.fileio import atomic_write_bytes
 
 
@@ -32,9 +37,12 @@ class ReportInputs:
 
 
 def policy_from_budgets(
-    allow_mismatch: bool = False, accepted: dict[str, str] | None = None
+    allow_mismatch: bool = False,
+    accepted: dict[str, str] | None = None,
+    mismatch_flag: str = ALLOW_MISMATCH_OPTION,
 ) -> GatePolicy:
-    """The gate's policy with the thresholds of the reviewed budgets file."""
+    """The gate's policy with the thresholds of the reviewed budgets file; ``mismatch_flag``
+    is the option the caller's user has for ``allow_mismatch``."""
     budgets = load_budgets(budgets_path())
     return GatePolicy(
         default_threshold=budgets.default_threshold,
@@ -42,6 +50,7 @@ def policy_from_budgets(
         not_gated=budgets.not_gated,
         allow_mismatch=allow_mismatch,
         accepted=accepted or {},
+        mismatch_flag=mismatch_flag,
     )
 
 

@@ -1,0 +1,1 @@
+"""The report folder of a perf run: summary.md, results.json, plots, the stage profile."""
