@@ -46,7 +46,7 @@ from faceperf.weights.packaged import (
     read_mtcnn_state_dicts,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = paths.fixtures_dir()
 BUILDERS = {"mtcnn_pnet": build_pnet, "mtcnn_rnet": build_rnet, "mtcnn_onet": build_onet}
 
 
@@ -135,7 +135,7 @@ def test_default_cache_dir_honours_env(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FACEPERF_CACHE", str(tmp_path))
     assert paths.cache_dir() == tmp_path
     monkeypatch.delenv("FACEPERF_CACHE")
-    assert paths.cache_dir() == Path(__file__).resolve().parents[1] / "weights" / ".cache"
+    assert paths.cache_dir() == paths.repo_root() / "weights" / ".cache"
 
 
 # ---- refusal ---------------------------------------------------------------------------------
