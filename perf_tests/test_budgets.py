@@ -21,7 +21,7 @@ from faceperf.pipeline.face_mirror import FaceMirrorLoop
 from faceperf.pipeline.mtcnn_detector import OPENFACE_PRESET, MTCNNDetector
 from faceperf.pipeline.profiler import StageProfiler
 from faceperf.pipeline.video import synthetic_frames
-from faceperf.runtime.factory import open_runner
+from faceperf.runtime.artifact_ref import ArtifactRef
 
 pytestmark = pytest.mark.perf
 SCENES = ["scene1", "scene2", "scene3", "scene4"]
@@ -53,9 +53,7 @@ def _judge(benchmark, perf_profile, name: str, latency_ms: float) -> None:
 def test_model_latency_within_budget(
     benchmark, artifacts_dir, perf_profile, perf_threads, perf_canary, variant, model
 ):
-    runner = open_runner(
-        artifacts_dir, model, variant, backend=perf_profile.backend, threads=perf_threads
-    )
+    runner = ArtifactRef(artifacts_dir, variant, perf_profile.backend, perf_threads).open(model)
     sample = np.array(sample_batch(model)[:1]).astype(runner.inputs[0].dtype)
     feeds = {runner.inputs[0].name: sample}
     benchmark.group = f"{model} latency"
@@ -68,9 +66,8 @@ def test_model_latency_within_budget(
 def test_mtcnn_1080p_throughput_within_budget(
     benchmark, artifacts_dir, perf_profile, perf_canary, variant
 ):
-    detector = MTCNNDetector.from_artifacts(
-        artifacts_dir, variant=variant, backend=perf_profile.backend, params=OPENFACE_PRESET
-    )
+    ref = ArtifactRef(artifacts_dir, variant, perf_profile.backend)
+    detector = MTCNNDetector.open(ref, params=OPENFACE_PRESET)
     frames = [fixture_faces.load_image(name) for name in SCENES]
 
     def all_scenes() -> int:
@@ -95,13 +92,8 @@ def test_face_mirror_pipeline_frame_rate(
     benchmark, artifacts_dir, perf_profile, perf_threads, perf_canary, variant
 ):
     profiler = StageProfiler()
-    loop = FaceMirrorLoop.from_artifacts(
-        artifacts_dir,
-        variant=variant,
-        backend=perf_profile.backend,
-        threads=perf_threads,
-        profiler=profiler,
-    )
+    ref = ArtifactRef(artifacts_dir, variant, perf_profile.backend, perf_threads)
+    loop = FaceMirrorLoop.open(ref, profiler=profiler)
     frames = list(synthetic_frames(8))
     profiled = []
 

@@ -16,8 +16,8 @@ from faceperf.artifacts.manifest import read_manifest
 from faceperf.bench.gate.canary import pedantic_with_canary
 from faceperf.fixtures.samples import sample_batch
 from faceperf.models.registry import default_registry
+from faceperf.runtime.artifact_ref import ArtifactRef
 from faceperf.runtime.coreml_backend import coreml_unavailable_reason
-from faceperf.runtime.factory import open_runner
 
 pytestmark = pytest.mark.perf
 MODELS = default_registry().names()
@@ -45,7 +45,7 @@ def _describe(benchmark, artifacts_dir, name: str, variant: str, executed_on) ->
 def test_steady_state_latency_ort_cpu(
     benchmark, artifacts_dir, perf_threads, perf_canary, name, variant
 ):
-    runner = open_runner(artifacts_dir, name, variant, backend="ort-cpu", threads=perf_threads)
+    runner = ArtifactRef(artifacts_dir, variant, "ort-cpu", perf_threads).open(name)
     feeds = _one_input(name)
     _describe(benchmark, artifacts_dir, name, variant, runner.executed_on)
     outputs = pedantic_with_canary(benchmark, runner.run, (feeds,), rounds=20, canary=perf_canary)
@@ -57,12 +57,8 @@ def test_steady_state_latency_ort_cpu(
 def test_cold_load_ort_cpu(benchmark, artifacts_dir, perf_threads, name, variant):
     # Session creation (graph optimisation, kernel selection) apart from steady state: what a
     # user waits for at application start.
-    runner = benchmark.pedantic(
-        open_runner,
-        args=(artifacts_dir, name, variant),
-        kwargs={"backend": "ort-cpu", "verify": False, "threads": perf_threads},
-        rounds=5,
-    )
+    ref = ArtifactRef(artifacts_dir, variant, "ort-cpu", perf_threads)
+    runner = benchmark.pedantic(ref.open, args=(name,), kwargs={"verify": False}, rounds=5)
     _describe(benchmark, artifacts_dir, name, variant, runner.executed_on)
     benchmark.group = f"{name} cold load"
 
@@ -78,7 +74,7 @@ def test_steady_state_latency_coreml(benchmark, artifacts_dir, perf_profile, nam
     reason = coreml_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    runner = open_runner(artifacts_dir, name, "coreml", backend=_coreml_backend(perf_profile))
+    runner = ArtifactRef(artifacts_dir, "coreml", _coreml_backend(perf_profile)).open(name)
     feeds = {k: v.astype(np.float16) for k, v in _one_input(name).items()}
     _describe(benchmark, artifacts_dir, name, "coreml", runner.executed_on)
     runner.run(feeds)  # the first prediction specialises the model for its device: not steady
@@ -94,11 +90,11 @@ def test_first_load_coreml(benchmark, artifacts_dir, perf_profile, name):
     reason = coreml_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    backend = _coreml_backend(perf_profile)
+    ref = ArtifactRef(artifacts_dir, "coreml", _coreml_backend(perf_profile))
     feeds = {k: v.astype(np.float16) for k, v in _one_input(name).items()}
 
     def first_answer():
-        runner = open_runner(artifacts_dir, name, "coreml", backend=backend, verify=False)
+        runner = ref.open(name, verify=False)
         runner.run(feeds)
         return runner
 

@@ -29,8 +29,8 @@ from faceperf.bench.speedups.estimate import (
 from faceperf.bench.speedups.interleaved import measure_interleaved
 from faceperf.fixtures.samples import sample_batch
 from faceperf.models.registry import default_registry
+from faceperf.runtime.artifact_ref import ArtifactRef
 from faceperf.runtime.base import Runner
-from faceperf.runtime.factory import open_runner
 
 pytestmark = pytest.mark.perf
 MODELS = default_registry().names()
@@ -40,10 +40,8 @@ TARGET_S = 3.0  # per test; about 55 s for the twelve on the 2-core CI machine
 MIN_BLOCKS = 20
 
 
-def _open(artifacts_dir, model: str, side: Side, threads: int, verify: bool = True) -> Runner:
-    return open_runner(
-        artifacts_dir, model, side.variant, backend=side.backend, threads=threads, verify=verify
-    )
+def _ref(artifacts_dir, side: Side, threads: int) -> ArtifactRef:
+    return ArtifactRef(artifacts_dir, side.variant, side.backend, threads)
 
 
 def _inference(runner: Runner, model: str) -> Callable[[], object]:
@@ -83,7 +81,7 @@ def _measure_and_judge(benchmark, perf_profile, model, measure, slow, fast, side
 @pytest.mark.parametrize("model", MODELS)
 def test_steady_state_speedup(benchmark, artifacts_dir, perf_profile, perf_threads, model):
     sides = speedup_sides(perf_profile.backend)
-    slow, fast = (_open(artifacts_dir, model, side, perf_threads) for side in sides)
+    slow, fast = (_ref(artifacts_dir, side, perf_threads).open(model) for side in sides)
     benchmark.extra_info.update(executed_on=[list(slow.executed_on), list(fast.executed_on)])
     _measure_and_judge(
         benchmark,
@@ -99,13 +97,14 @@ def test_steady_state_speedup(benchmark, artifacts_dir, perf_profile, perf_threa
 @pytest.mark.parametrize("model", MODELS)
 def test_cold_load_speedup(benchmark, artifacts_dir, perf_profile, perf_threads, model):
     sides = speedup_sides(perf_profile.backend)
-    for side in sides:
-        _open(artifacts_dir, model, side, perf_threads)  # checks each file against its sha256 once
+    refs = [_ref(artifacts_dir, side, perf_threads) for side in sides]
+    for ref in refs:
+        ref.open(model)  # checks each file against its sha256 once
 
-    def opener(side: Side) -> Callable[[], Runner]:
+    def opener(ref: ArtifactRef) -> Callable[[], Runner]:
         # Session creation only: hashing the file on every call would measure the disk.
-        return lambda: _open(artifacts_dir, model, side, perf_threads, verify=False)
+        return lambda: ref.open(model, verify=False)
 
     _measure_and_judge(
-        benchmark, perf_profile, model, COLD_LOAD, opener(sides[0]), opener(sides[1]), sides
+        benchmark, perf_profile, model, COLD_LOAD, opener(refs[0]), opener(refs[1]), sides
     )

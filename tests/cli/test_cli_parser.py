@@ -59,6 +59,20 @@ def test_shared_options_arrive_typed():
     )
 
 
+def test_the_runtime_options_make_one_artifact_ref():
+    from faceperf.cli.options import artifact_ref
+    from faceperf.runtime.artifact_ref import ArtifactRef
+
+    argv = ["pipeline", "--synthetic", "2", "--report", "r", "--artifacts", "a", "--threads", "2"]
+    args = build_parser().parse_args([*argv, "--variant", "baseline", "--backend", "ort-cuda"])
+    assert artifact_ref(args) == ArtifactRef(
+        Path("a"), "baseline", BackendChoice("ort-cuda", None), 2
+    )
+    # A command without --threads leaves them to ONNX Runtime.
+    args = build_parser().parse_args(["detect", "--image", "a.png", "--artifacts", "a"])
+    assert artifact_ref(args) == ArtifactRef(Path("a"))
+
+
 def test_the_preset_names_are_the_detector_presets():
     from faceperf.cli.options import MTCNN_PRESETS
     from faceperf.pipeline.mtcnn_detector import PRESETS

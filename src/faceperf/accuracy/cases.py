@@ -33,8 +33,8 @@ from faceperf.pipeline.profiler import NullProfiler
 from faceperf.pipeline.retinaface_detector import RetinaFaceDetector
 from faceperf.pipeline.runner_io import run_batched
 from faceperf.pipeline.video import synthetic_frames
+from faceperf.runtime.artifact_ref import ArtifactRef
 from faceperf.runtime.base import Runner
-from faceperf.runtime.factory import open_runner
 
 Outputs = dict[str, dict[str, np.ndarray]]
 
@@ -99,11 +99,13 @@ class Candidate:
     backend: str = "ort-cpu"
     threads: int | None = None
 
+    @property
+    def ref(self) -> ArtifactRef:
+        """The folder, variant, backend and threads as the one artifact loader takes them."""
+        return ArtifactRef(self.directory, self.variant, self.backend, self.threads)
+
     def open(self, model: str) -> RecordingRunner:
-        runner = open_runner(
-            self.directory, model, self.variant, self.backend, threads=self.threads
-        )
-        return RecordingRunner(runner)
+        return RecordingRunner(self.ref.open(model))
 
 
 def photo_names() -> list[str]:

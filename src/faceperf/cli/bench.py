@@ -22,6 +22,7 @@ from faceperf.cli.options import (
     add_perf_profile,
     add_runtime_options,
     add_threads,
+    artifact_ref,
     at_least,
 )
 
@@ -267,9 +268,7 @@ def _mtcnn(args: argparse.Namespace) -> int:
     from faceperf.pipeline.mtcnn_detector import PRESETS, MTCNNDetector
 
     frames = [read_image(path) for path in args.images]
-    detector = MTCNNDetector.from_artifacts(
-        args.artifacts, variant=args.variant, backend=args.backend, params=PRESETS[args.preset]
-    )
+    detector = MTCNNDetector.open(artifact_ref(args), params=PRESETS[args.preset])
     result = measure_throughput(
         detector, frames, batch=args.batch, warmup=args.warmup, rounds=args.rounds
     )

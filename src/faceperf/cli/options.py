@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceperf.artifacts.layout import VARIANTS
 from faceperf.errors import BackendUnavailableError, FaceperfError
 from faceperf.paths import default_artifacts_dir
 from faceperf.runtime.backends import BackendChoice, parse_backend
+
+if TYPE_CHECKING:
+    from faceperf.runtime.artifact_ref import ArtifactRef
 
 MTCNN_PRESETS = ("facenet", "openface")  # the keys of pipeline.mtcnn_detector.PRESETS
 
@@ -173,6 +177,16 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
     add_artifacts(parser)
     add_variant(parser)
     add_backend(parser)
+
+
+def artifact_ref(args: argparse.Namespace) -> ArtifactRef:
+    """The artifact reference of a command with ``add_runtime_options``: its ``--artifacts``,
+    ``--variant`` and ``--backend``, and ``--threads`` where the command has it (else None:
+    ONNX Runtime's default)."""
+    # Imported here: the runtime loads ONNX Runtime, which ``--help`` should not wait for.
+    from faceperf.runtime.artifact_ref import ArtifactRef
+
+    return ArtifactRef(args.artifacts, args.variant, args.backend, getattr(args, "threads", None))
 
 
 def add_models(

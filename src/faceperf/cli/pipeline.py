@@ -10,12 +10,19 @@ from typing import TYPE_CHECKING
 
 from faceperf.cli.exits import EXIT_OK
 from faceperf.cli.notes import warn_if_surrogate
-from faceperf.cli.options import add_json, add_mtcnn_preset, add_runtime_options, add_threads
+from faceperf.cli.options import (
+    add_json,
+    add_mtcnn_preset,
+    add_runtime_options,
+    add_threads,
+    artifact_ref,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
     from faceperf.pipeline.detection import Detection
+    from faceperf.runtime.artifact_ref import ArtifactRef
 
 _DETECTORS = ("mtcnn", "retinaface")
 
@@ -82,20 +89,15 @@ def _add_pipeline(commands: argparse._SubParsersAction) -> None:
     pipeline.set_defaults(func=_pipeline)
 
 
-def _find_faces(args: argparse.Namespace, frame: np.ndarray) -> list[Detection]:
+def _find_faces(args: argparse.Namespace, ref: ArtifactRef, frame: np.ndarray) -> list[Detection]:
     if args.model == "mtcnn":
         from faceperf.pipeline.mtcnn_detector import PRESETS, MTCNNDetector
 
-        detector = MTCNNDetector.from_artifacts(
-            args.artifacts, variant=args.variant, backend=args.backend, params=PRESETS[args.preset]
-        )
+        detector = MTCNNDetector.open(ref, params=PRESETS[args.preset])
         return detector.detect(frame)
     from faceperf.pipeline.retinaface_detector import RetinaFaceDetector
 
-    detector = RetinaFaceDetector.from_artifacts(
-        args.artifacts, variant=args.variant, backend=args.backend
-    )
-    return detector.detect(frame)
+    return RetinaFaceDetector.open(ref).detect(frame)
 
 
 def _faces_json(faces: list[Detection]) -> list[dict]:
@@ -112,7 +114,7 @@ def _faces_json(faces: list[Detection]) -> list[dict]:
 def _detect(args: argparse.Namespace) -> int:
     from faceperf.pipeline.frames import read_image
 
-    faces = _find_faces(args, read_image(args.image))
+    faces = _find_faces(args, artifact_ref(args), read_image(args.image))
     warn_if_surrogate(args.artifacts, [args.model])
     if args.json:
         document = {"image": str(args.image), "model": args.model, "faces": _faces_json(faces)}
@@ -131,10 +133,11 @@ def _landmarks(args: argparse.Namespace) -> int:
     from faceperf.pipeline.frames import read_image
     from faceperf.pipeline.landmarker import StarLandmarker
 
+    ref = artifact_ref(args)
     frame = read_image(args.image)
-    faces = _find_faces(args, frame)
+    faces = _find_faces(args, ref, frame)
     warn_if_surrogate(args.artifacts, [args.model, "star"])
-    star = StarLandmarker.from_artifacts(args.artifacts, variant=args.variant, backend=args.backend)
+    star = StarLandmarker.open(ref)
     points = star.landmarks(frame, np.array([f.box for f in faces]).reshape(-1, 4))
     result = [
         {"box": [round(float(v), 2) for v in face.box], "landmarks": np.round(pts, 2).tolist()}
@@ -171,13 +174,7 @@ def _pipeline(args: argparse.Namespace) -> int:
         source = f"synthetic clip ({args.synthetic} frames, seed {args.seed})"
     warn_if_surrogate(args.artifacts, ["retinaface", "star", "mtl"])
     profiler = StageProfiler()
-    loop = FaceMirrorLoop.from_artifacts(
-        args.artifacts,
-        variant=args.variant,
-        backend=args.backend,
-        profiler=profiler,
-        threads=args.threads,
-    )
+    loop = FaceMirrorLoop.open(artifact_ref(args), profiler=profiler)
     run = measure_frame_rate(loop, frames)
     rate = run.rate
     report = Path(args.report)

@@ -9,9 +9,9 @@ from typing import ClassVar, Self
 from faceperf.pipeline.profiler import NullProfiler, StageProfiler
 from faceperf.pipeline.runner_io import image_input
 from faceperf.pipeline.stage_names import stage_names
+from faceperf.runtime.artifact_ref import ArtifactRef
 from faceperf.runtime.backends import BackendChoice
 from faceperf.runtime.base import Runner
-from faceperf.runtime.factory import open_runner
 
 
 class ArtifactModel:
@@ -31,22 +31,27 @@ class ArtifactModel:
         self.names = stage_names(self.operation, runner.backend)
 
     @classmethod
+    def open(cls, ref: ArtifactRef, *, profiler: StageProfiler | None = None) -> Self:
+        """Open ``<ref.directory>/<artifact>/<ref.variant>`` on ``ref.backend``.
+
+        Subclasses with settings of their own (the RetinaFace thresholds) override this with
+        those settings as keyword options.
+
+        Args:
+            ref: the artifact folder, variant, backend and threads.
+            profiler: stage timing (default: records nothing).
+        """
+        return cls(ref.open(cls.artifact), profiler=profiler)
+
+    @classmethod
     def from_artifacts(
         cls,
         directory: Path | str,
         variant: str = "optimized",
         backend: str | BackendChoice = "ort-cpu",
         threads: int | None = None,
-        **kwargs: object,
+        *,
+        profiler: StageProfiler | None = None,
     ) -> Self:
-        """Open ``<directory>/<artifact>/<variant>`` on ``backend``.
-
-        Args:
-            directory: an artifact folder.
-            variant: ``baseline``, ``optimized``, ``optimized_fp16`` or ``coreml``.
-            backend: a runner backend (``ort-cpu``, ``coreml`` ...).
-            threads: intra-op threads for ONNX Runtime (None: its default).
-            **kwargs: passed to the constructor (profiler, thresholds ...).
-        """
-        runner = open_runner(Path(directory), cls.artifact, variant, backend, threads=threads)
-        return cls(runner, **kwargs)
+        """``open`` with the artifact reference given as loose arguments (see ``ArtifactRef``)."""
+        return cls.open(ArtifactRef(Path(directory), variant, backend, threads), profiler=profiler)

@@ -52,6 +52,7 @@ from faceperf.pipeline.multitask import FaceAttributes, MultitaskAnalyzer
 from faceperf.pipeline.profiler import PREPROCESSING, NullProfiler, StageProfiler
 from faceperf.pipeline.retinaface_detector import RetinaFaceDetector
 from faceperf.pipeline.symmetry import midline, mirror_faces
+from faceperf.runtime.artifact_ref import ArtifactRef
 from faceperf.runtime.backends import BackendChoice
 
 MIRROR_OPERATION = "Mirror_preprocess"
@@ -217,6 +218,39 @@ class FaceMirrorLoop:
         self.track_margin = track_margin
 
     @classmethod
+    def open(
+        cls,
+        ref: ArtifactRef,
+        *,
+        profiler: StageProfiler | None = None,
+        interval: DetectionInterval | tuple[int, int, int] = DetectionInterval(),
+        smoothing: int = 3,
+        stable_fraction: float = 0.05,
+        min_face_size: float = 16.0,
+        track_margin: float = 1.1,
+    ) -> FaceMirrorLoop:
+        """The loop over the three models of one artifact reference, all timed by ``profiler``.
+
+        Args:
+            ref: the artifact folder, and the variant, backend and threads of all three models.
+            profiler: receives every model's operations and ``Mirror_preprocess``.
+            interval, smoothing, stable_fraction, min_face_size, track_margin: the loop's
+                settings (see the class).
+        """
+        profiler = profiler if profiler is not None else NullProfiler()
+        return cls(
+            RetinaFaceDetector.open(ref, profiler=profiler),
+            StarLandmarker.open(ref, profiler=profiler),
+            MultitaskAnalyzer.open(ref, profiler=profiler),
+            profiler=profiler,
+            interval=interval,
+            smoothing=smoothing,
+            stable_fraction=stable_fraction,
+            min_face_size=min_face_size,
+            track_margin=track_margin,
+        )
+
+    @classmethod
     def from_artifacts(
         cls,
         directory: Path | str,
@@ -224,26 +258,22 @@ class FaceMirrorLoop:
         backend: str | BackendChoice = "ort-cpu",
         profiler: StageProfiler | None = None,
         threads: int | None = None,
-        **kwargs,
+        *,
+        interval: DetectionInterval | tuple[int, int, int] = DetectionInterval(),
+        smoothing: int = 3,
+        stable_fraction: float = 0.05,
+        min_face_size: float = 16.0,
+        track_margin: float = 1.1,
     ) -> FaceMirrorLoop:
-        """The loop over the three models of one artifact folder, all timed by ``profiler``.
-
-        Args:
-            directory: an artifact folder.
-            variant: the variant of all three models (``optimized`` ...).
-            backend: the runner backend of all three (``ort-cpu`` ...).
-            profiler: receives every model's operations and ``Mirror_preprocess``.
-            threads: intra-op threads for ONNX Runtime (None: its default).
-            **kwargs: loop settings (interval, smoothing ...).
-        """
-        profiler = profiler if profiler is not None else NullProfiler()
-        common = {"variant": variant, "backend": backend, "threads": threads}
-        return cls(
-            RetinaFaceDetector.from_artifacts(directory, profiler=profiler, **common),
-            StarLandmarker.from_artifacts(directory, profiler=profiler, **common),
-            MultitaskAnalyzer.from_artifacts(directory, profiler=profiler, **common),
+        """``open`` with the artifact reference given as loose arguments (see ``ArtifactRef``)."""
+        return cls.open(
+            ArtifactRef(Path(directory), variant, backend, threads),
             profiler=profiler,
-            **kwargs,
+            interval=interval,
+            smoothing=smoothing,
+            stable_fraction=stable_fraction,
+            min_face_size=min_face_size,
+            track_margin=track_margin,
         )
 
     def run(self, frames: Iterable[np.ndarray]) -> Iterator[FrameResult]:

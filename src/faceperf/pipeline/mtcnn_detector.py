@@ -48,9 +48,9 @@ from faceperf.pipeline.profiler import (
 )
 from faceperf.pipeline.runner_io import image_input
 from faceperf.pipeline.stage_names import stage_names
+from faceperf.runtime.artifact_ref import ArtifactRef
 from faceperf.runtime.backends import BackendChoice, backend_name
 from faceperf.runtime.base import Runner
-from faceperf.runtime.factory import open_runner
 
 PNET_STRIDE = 2
 PNET_CELL = 12
@@ -351,6 +351,32 @@ class MTCNNDetector:
         }
 
     @classmethod
+    def open(
+        cls,
+        ref: ArtifactRef,
+        *,
+        params: MTCNNParams = FACENET_DEFAULTS,
+        profiler: StageProfiler | None = None,
+        workers: int | None = None,
+    ) -> MTCNNDetector:
+        """Open ``<ref.directory>/mtcnn_{pnet,rnet,onet}/<ref.variant>`` on ``ref.backend``.
+
+        Args:
+            ref: the artifact folder, variant, backend and threads; threads None means ONNX
+                Runtime's default with one worker and 1 with several (they would contend).
+            params: the cascade's settings.
+            profiler: stage timing (default: records nothing).
+            workers: threads sharing the work (see the class); None picks
+                ``default_workers(ref.backend)``.
+        """
+        if workers is None:
+            workers = default_workers(ref.backend)
+        if ref.threads is None and workers > 1:
+            ref = replace(ref, threads=1)
+        runners = [ref.open(m) for m in MODELS]
+        return cls(*runners, params=params, profiler=profiler, workers=workers)
+
+    @classmethod
     def from_artifacts(
         cls,
         directory: Path | str,
@@ -361,28 +387,9 @@ class MTCNNDetector:
         profiler: StageProfiler | None = None,
         workers: int | None = None,
     ) -> MTCNNDetector:
-        """Open ``<directory>/mtcnn_{pnet,rnet,onet}/<variant>`` on ``backend``.
-
-        Args:
-            directory: an artifact folder.
-            variant: ``baseline``, ``optimized``, ``optimized_fp16`` or ``coreml``.
-            backend: a runner backend (``ort-cpu``, ``coreml`` ...).
-            params: the cascade's settings.
-            threads: intra-op threads for ONNX Runtime (None: its default with one worker, 1
-                with several).
-            profiler: stage timing (default: records nothing).
-            workers: threads sharing the work (see the class); None picks
-                ``default_workers(backend)``.
-        """
-        backend = backend_name(backend)
-        if workers is None:
-            workers = default_workers(backend)
-        if threads is None and workers > 1:
-            threads = 1
-        runners = [
-            open_runner(Path(directory), m, variant, backend, threads=threads) for m in MODELS
-        ]
-        return cls(*runners, params=params, profiler=profiler, workers=workers)
+        """``open`` with the artifact reference given as loose arguments (see ``ArtifactRef``)."""
+        ref = ArtifactRef(Path(directory), variant, backend, threads)
+        return cls.open(ref, params=params, profiler=profiler, workers=workers)
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Faces in one frame, best score first.

@@ -7,6 +7,9 @@ frame, or a letterbox of ``input_size`` when one is given.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Self
+
 import numpy as np
 
 from faceperf.errors import ArtifactError
@@ -19,6 +22,8 @@ from faceperf.pipeline.nms import nms
 from faceperf.pipeline.profiler import POSTPROCESSING, PREPROCESSING, StageProfiler
 from faceperf.pipeline.runner_io import image_input, run_batched
 from faceperf.pipeline.stage_names import RETINAFACE
+from faceperf.runtime.artifact_ref import ArtifactRef
+from faceperf.runtime.backends import BackendChoice
 from faceperf.runtime.base import Runner
 
 # The checkpoint was trained with these box-coding variances (centre, size).
@@ -124,6 +129,52 @@ class RetinaFaceDetector(ArtifactModel):
         self.nms_threshold = nms_threshold
         self.candidate_threshold = candidate_threshold
         self.input_size = _letterbox_size(runner, input_size)
+
+    @classmethod
+    def open(
+        cls,
+        ref: ArtifactRef,
+        *,
+        profiler: StageProfiler | None = None,
+        confidence: float = 0.5,
+        nms_threshold: float = 0.4,
+        candidate_threshold: float = 0.02,
+        input_size: int | None = None,
+    ) -> Self:
+        """The detector on ``<ref.directory>/retinaface/<ref.variant>``; the settings are the
+        constructor's."""
+        return cls(
+            ref.open(cls.artifact),
+            confidence=confidence,
+            nms_threshold=nms_threshold,
+            candidate_threshold=candidate_threshold,
+            input_size=input_size,
+            profiler=profiler,
+        )
+
+    @classmethod
+    def from_artifacts(
+        cls,
+        directory: Path | str,
+        variant: str = "optimized",
+        backend: str | BackendChoice = "ort-cpu",
+        threads: int | None = None,
+        *,
+        profiler: StageProfiler | None = None,
+        confidence: float = 0.5,
+        nms_threshold: float = 0.4,
+        candidate_threshold: float = 0.02,
+        input_size: int | None = None,
+    ) -> Self:
+        """``open`` with the artifact reference given as loose arguments (see ``ArtifactRef``)."""
+        return cls.open(
+            ArtifactRef(Path(directory), variant, backend, threads),
+            profiler=profiler,
+            confidence=confidence,
+            nms_threshold=nms_threshold,
+            candidate_threshold=candidate_threshold,
+            input_size=input_size,
+        )
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Faces in a BGR uint8 frame (H, W, 3), best score first.

@@ -21,6 +21,7 @@ from faceperf.bench.gate.canary import Canary
 from faceperf.bench.gate.paths import baseline_path
 from faceperf.bench.gate.storage import faceperf_machine_info
 from faceperf.bench.hardware import HardwareProfile, detect_profile, runtime_versions
+from faceperf.cli.options import at_least
 from faceperf.paths import repo_root
 
 _PROFILE = pytest.StashKey[HardwareProfile]()
@@ -80,7 +81,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--perf-threads",
-        type=int,
+        type=at_least(1),
         default=1,
         help="ONNX Runtime intra-op threads per session (default 1: on shared runners "
         "single-thread timings drift 1-3 %% between runs, two threads 10-17 %%)",

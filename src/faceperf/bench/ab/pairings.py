@@ -39,8 +39,8 @@ from faceperf.models.registry import default_registry
 from faceperf.pipeline.face_mirror import FaceMirrorLoop
 from faceperf.pipeline.mtcnn_detector import OPENFACE_PRESET, MTCNNDetector
 from faceperf.pipeline.video import synthetic_frames
+from faceperf.runtime.artifact_ref import ArtifactRef
 from faceperf.runtime.backends import BackendChoice, backend_name, parse_backend
-from faceperf.runtime.factory import open_runner
 
 MTCNN, PIPELINE = "mtcnn", "pipeline"
 COMPOSITES = {
@@ -96,6 +96,10 @@ class AbRequest:
     def gated_variant(self) -> str:
         """The variant ``mtcnn`` and ``pipeline`` run on."""
         return "coreml" if parse_backend(self.backend).is_coreml else "optimized"
+
+    def artifact_ref(self, directory: Path, variant: str) -> ArtifactRef:
+        """One side's ``variant`` on this request's backend and threads."""
+        return ArtifactRef(directory, variant, self.backend, self.threads)
 
 
 @dataclass(frozen=True)
@@ -229,19 +233,18 @@ def _feeds(model: str, variant: str) -> dict[str, np.ndarray]:
 def _inference_call(
     request: AbRequest, directory: Path, model: str, variant: str, feeds: dict[str, np.ndarray]
 ) -> Callable[[], object]:
-    runner = open_runner(directory, model, variant, request.backend, threads=request.threads)
+    runner = request.artifact_ref(directory, variant).open(model)
     return lambda: runner.run(feeds)
 
 
 def _load_call(
     request: AbRequest, directory: Path, model: str, variant: str
 ) -> Callable[[], object]:
-    open_runner(directory, model, variant, request.backend, threads=request.threads)  # verify
+    ref = request.artifact_ref(directory, variant)
+    ref.open(model)  # verify
 
     def load() -> object:
-        return open_runner(
-            directory, model, variant, request.backend, threads=request.threads, verify=False
-        )
+        return ref.open(model, verify=False)
 
     return load
 
@@ -255,14 +258,8 @@ def _mtcnn_call(
 ) -> Callable[[], object]:
     # One worker: with two sharing a 2-core runner, every call waits for whichever worker the
     # other side or a background job slowed, and the ratios scatter; the work is the same.
-    detector = MTCNNDetector.from_artifacts(
-        directory,
-        variant=request.gated_variant,
-        backend=request.backend,
-        params=OPENFACE_PRESET,
-        threads=request.threads,
-        workers=1,
-    )
+    ref = request.artifact_ref(directory, request.gated_variant)
+    detector = MTCNNDetector.open(ref, params=OPENFACE_PRESET, workers=1)
     return lambda: [detector.detect(frame) for frame in frames]
 
 
@@ -273,9 +270,7 @@ def _pipeline_frames() -> list[np.ndarray]:
 def _pipeline_call(
     request: AbRequest, directory: Path, frames: list[np.ndarray]
 ) -> Callable[[], object]:
-    loop = FaceMirrorLoop.from_artifacts(
-        directory, variant=request.gated_variant, backend=request.backend, threads=request.threads
-    )
+    loop = FaceMirrorLoop.open(request.artifact_ref(directory, request.gated_variant))
     return lambda: list(loop.run(frames))
 
 

@@ -1,0 +1,177 @@
+"""ArtifactRef: the one validated record of which artifacts to open and how, and the one loader
+every model wrapper opens its runners through."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from faceperf.artifacts.layout import artifact_path
+from faceperf.errors import ArtifactError, BackendUnavailableError
+from faceperf.pipeline.face_mirror import FaceMirrorLoop
+from faceperf.pipeline.landmarker import StarLandmarker
+from faceperf.pipeline.mtcnn_detector import MODELS, OPENFACE_PRESET, MTCNNDetector
+from faceperf.pipeline.multitask import MultitaskAnalyzer
+from faceperf.pipeline.profiler import StageProfiler
+from faceperf.pipeline.retinaface_detector import RetinaFaceDetector
+from faceperf.runtime.artifact_ref import ArtifactRef
+from faceperf.runtime.backends import BackendChoice
+
+SINGLE_MODEL_WRAPPERS = (RetinaFaceDetector, StarLandmarker, MultitaskAnalyzer)
+
+
+# --- the record ---------------------------------------------------------------------------------
+
+
+def test_defaults_are_the_optimized_variant_on_ort_cpu():
+    ref = ArtifactRef(Path("build"))
+    assert ref == ArtifactRef(Path("build"), "optimized", BackendChoice("ort-cpu", None), None)
+
+
+def test_loose_forms_are_stored_parsed():
+    ref = ArtifactRef("build", "coreml", "coreml:CPU_ONLY", 2)
+    assert ref.directory == Path("build")
+    assert ref.backend == BackendChoice("coreml", "CPU_ONLY")
+    assert ref == ArtifactRef(Path("build"), "coreml", BackendChoice("coreml", "CPU_ONLY"), 2)
+
+
+def test_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ArtifactRef(Path("build")).variant = "baseline"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"variant": "fp8"}, ArtifactError, r"unknown variant 'fp8'; expected one of: baseline"),
+        ({"threads": 0}, ValueError, r"threads 0: expected at least 1"),
+        ({"threads": -2}, ValueError, r"threads -2: expected at least 1"),
+        ({"backend": "tpu"}, BackendUnavailableError, r"unknown backend 'tpu'"),
+        ({"backend": "coreml:GPU_ONLY"}, BackendUnavailableError, r"unknown compute units"),
+        ({"backend": "ort-cpu:ALL"}, BackendUnavailableError, r"'ort-cpu:ALL'"),
+    ],
+)
+def test_bad_values_are_refused_naming_them(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        ArtifactRef(Path("build"), **kwargs)
+
+
+def test_replace_validates_again():
+    with pytest.raises(ValueError, match="threads 0"):
+        dataclasses.replace(ArtifactRef(Path("build")), threads=0)
+
+
+# --- the loader ---------------------------------------------------------------------------------
+
+
+def test_open_gives_a_runner_on_the_variant_file(artifacts_dir):
+    runner = ArtifactRef(artifacts_dir, "baseline", threads=1).open("star")
+    assert runner.backend == "ort-cpu"
+    assert runner.source == str(artifact_path(artifacts_dir, "star", "baseline"))
+    assert runner.executed_on == ("CPUExecutionProvider",)
+
+
+def test_open_passes_the_threads_to_onnx_runtime(artifacts_dir):
+    runner = ArtifactRef(artifacts_dir, threads=1).open("mtcnn_rnet")
+    assert runner._session.get_session_options().intra_op_num_threads == 1
+
+
+def test_open_checks_the_hash_unless_told_not_to(artifacts_dir, tmp_path):
+    shutil.copytree(artifacts_dir / "mtcnn_rnet", tmp_path / "mtcnn_rnet")
+    manifest = json.loads((artifacts_dir / "manifest.json").read_text())
+    manifest["models"] = {"mtcnn_rnet": manifest["models"]["mtcnn_rnet"]}
+    manifest["models"]["mtcnn_rnet"]["variants"]["optimized"]["sha256"] = "0" * 64
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    ref = ArtifactRef(tmp_path, threads=1)
+    with pytest.raises(ArtifactError, match=r"optimized\.onnx: sha256 differs from the manifest"):
+        ref.open("mtcnn_rnet")
+    runner = ref.open("mtcnn_rnet", verify=False)
+    assert runner.source == str(artifact_path(tmp_path, "mtcnn_rnet", "optimized"))
+
+
+# --- the wrappers -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wrapper", SINGLE_MODEL_WRAPPERS, ids=lambda w: w.__name__)
+def test_open_and_from_artifacts_give_runners_on_the_same_file(artifacts_dir, wrapper):
+    profiler = StageProfiler()
+    opened = wrapper.open(ArtifactRef(artifacts_dir, "baseline", threads=1), profiler=profiler)
+    loose = wrapper.from_artifacts(artifacts_dir, "baseline", "ort-cpu", 1)
+    assert opened.runner.source == loose.runner.source
+    assert opened.runner.source == str(artifact_path(artifacts_dir, wrapper.artifact, "baseline"))
+    assert opened.profiler is profiler
+
+
+def test_retinaface_open_takes_its_settings(artifacts_dir):
+    detector = RetinaFaceDetector.open(
+        ArtifactRef(artifacts_dir, "baseline", threads=1), confidence=0.7, input_size=320
+    )
+    assert (detector.confidence, detector.input_size) == (0.7, 320)
+    loose = RetinaFaceDetector.from_artifacts(
+        str(artifacts_dir), "baseline", threads=1, confidence=0.7, input_size=320
+    )
+    assert (loose.confidence, loose.input_size) == (0.7, 320)
+
+
+def test_mtcnn_open_and_from_artifacts_give_the_same_nets(artifacts_dir):
+    opened = MTCNNDetector.open(ArtifactRef(artifacts_dir), params=OPENFACE_PRESET, workers=1)
+    loose = MTCNNDetector.from_artifacts(artifacts_dir, params=OPENFACE_PRESET, workers=1)
+    for model in MODELS:
+        assert opened._nets[model].runner.source == loose._nets[model].runner.source
+    assert opened.params is loose.params is OPENFACE_PRESET
+    assert opened.workers == loose.workers == 1
+
+
+def test_mtcnn_with_several_workers_gives_each_session_one_thread(artifacts_dir):
+    # Two workers on two ONNX Runtime pools of all cores would contend (see default_workers).
+    detector = MTCNNDetector.open(ArtifactRef(artifacts_dir), workers=2)
+    for model in MODELS:
+        session = detector._nets[model].runner._session
+        assert session.get_session_options().intra_op_num_threads == 1
+
+
+def test_face_mirror_open_and_from_artifacts_give_the_same_models(artifacts_dir):
+    profiler = StageProfiler()
+    ref = ArtifactRef(artifacts_dir, threads=1)
+    opened = FaceMirrorLoop.open(ref, profiler=profiler, smoothing=5, interval=(3, 1, 6))
+    loose = FaceMirrorLoop.from_artifacts(
+        artifacts_dir, "optimized", "ort-cpu", profiler, 1, smoothing=5, interval=(3, 1, 6)
+    )
+    for part in ("detector", "landmarker", "analyzer"):
+        assert getattr(opened, part).runner.source == getattr(loose, part).runner.source
+        assert getattr(opened, part).profiler is profiler
+    assert (opened.smoothing, opened.interval) == (loose.smoothing, loose.interval)
+    assert opened.interval.start == 3 and opened.smoothing == 5
+
+
+def _keyword_defaults(function) -> dict[str, object]:
+    return {
+        name: p.default
+        for name, p in inspect.signature(function).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+@pytest.mark.parametrize(
+    "wrapper",
+    [*SINGLE_MODEL_WRAPPERS, MTCNNDetector, FaceMirrorLoop],
+    ids=lambda w: w.__name__,
+)
+def test_open_and_from_artifacts_default_to_the_constructor_settings(wrapper):
+    # The options are spelled out in three signatures; a default changed in one only would make
+    # the two ways of opening disagree.
+    # MTCNN's ``workers`` differs on purpose: None there picks default_workers(backend).
+    constructor = _keyword_defaults(wrapper.__init__)
+    constructor.pop("workers", None)
+    for method in (wrapper.open, wrapper.from_artifacts):
+        options = _keyword_defaults(method)
+        options.pop("workers", None)
+        shared = constructor.keys() & options.keys()
+        assert {k: options[k] for k in shared} == {k: constructor[k] for k in shared}, method
+    # Every setting the constructor takes (bar the runners) is an option of ``open``.
+    assert set(constructor) <= set(_keyword_defaults(wrapper.open))
