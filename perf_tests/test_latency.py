@@ -34,7 +34,7 @@ def _describe(benchmark, artifacts_dir, name: str, variant: str, executed_on) ->
     benchmark.extra_info.update(
         model=name,
         variant=variant,
-        weights=record.weights["kind"],
+        weights=record.weights.kind,
         executed_on=list(executed_on),
         artifact_sha256=record.variants[variant].sha256,
     )

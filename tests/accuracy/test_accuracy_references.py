@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from faceperf.accuracy.references import (
     write_reference,
 )
 from faceperf.artifacts.manifest import read_manifest, write_manifest
+from faceperf.weights.provenance import WeightSource
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def test_provenance_names_artifacts_weights_and_versions(mtl_reference, artifact
     provenance = mtl_reference.provenance
     record = read_manifest(artifacts_dir).models["mtl"]
     assert provenance["models"]["mtl"]["artifact_sha256"] == record.variants["baseline"].sha256
-    assert provenance["models"]["mtl"]["weights"] == record.weights
+    assert provenance["models"]["mtl"]["weights"] == record.weights.to_json()
     assert {"onnxruntime", "numpy"} <= set(provenance["versions"])
     assert provenance["cases"] == list(mtl_reference.outputs)
 
@@ -101,7 +103,9 @@ def test_a_manifest_with_new_descriptive_text_still_matches(artifacts_dir, tmp_p
     candidate = tmp_path / "build"
     shutil.copytree(artifacts_dir, candidate, ignore=shutil.ignore_patterns("*.mlpackage"))
     manifest = read_manifest(candidate)
-    manifest.models["star"].weights["method"] = "described differently"
+    star = manifest.models["star"]
+    reworded = {**star.weights.detail, "method": "described differently"}
+    manifest.models["star"] = replace(star, weights=WeightSource(star.weights.kind, reworded))
     write_manifest(candidate, manifest)
     check_weights(read_reference("star"), candidate)
 

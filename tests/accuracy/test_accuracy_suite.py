@@ -18,6 +18,7 @@ from faceperf.artifacts.layout import artifact_path
 from faceperf.artifacts.manifest import read_manifest, write_manifest
 from faceperf.models.registry import default_registry
 from faceperf.paths import repo_root
+from faceperf.weights.provenance import WeightSource
 
 pytestmark = pytest.mark.slow
 
@@ -83,8 +84,8 @@ def test_a_corrupt_artifact_is_one_clear_failure(artifacts_dir, tmp_path):
 def test_references_from_other_weights_give_one_message_with_the_way_out(artifacts_dir, tmp_path):
     candidate = _copy(artifacts_dir, tmp_path / "c", ["star"])
     manifest = read_manifest(candidate)
-    manifest.models["star"].weights.clear()
-    manifest.models["star"].weights.update({"kind": "real", "sha256": "cd" * 32})
+    real = WeightSource("real", {"sha256": "cd" * 32})
+    manifest.models["star"] = dataclasses.replace(manifest.models["star"], weights=real)
     write_manifest(candidate, manifest)
     run = _suite("--candidate", str(candidate), "-k", "star and not conformance")
     assert run.returncode == 1, run.stdout + run.stderr

@@ -46,10 +46,12 @@ def _eager(name: str, manifest) -> torch.nn.Module:
     spec = default_registry()[name]
     weights = resolve_weights(spec)
     recorded = manifest.models[name].weights
-    if weights.source.kind != recorded["kind"] or any(
-        recorded.get(k) != v for k, v in weights.source.detail.items() if k.endswith("sha256")
+    if weights.source.kind != recorded.kind or any(
+        recorded.detail.get(k) != v
+        for k, v in weights.source.detail.items()
+        if k.endswith("sha256")
     ):
-        pytest.skip(f"{name}: artifacts were built from other weights ({recorded['kind']})")
+        pytest.skip(f"{name}: artifacts were built from other weights ({recorded.kind})")
     return weights.build_model()
 
 
@@ -57,10 +59,10 @@ def test_manifest_lists_every_model_and_variant_with_provenance(manifest, artifa
     assert list(manifest.models) == MODELS
     for name, record in manifest.models.items():
         assert record.params == default_registry()[name].param_count
-        assert record.weights["kind"] in {"real", "packaged", "surrogate"}
+        assert record.weights.kind in {"real", "packaged", "surrogate"}
         if record.family == "mtcnn":
-            assert record.weights["package"] == "facenet-pytorch"
-            assert record.weights["version"] == "2.6.0"
+            assert record.weights.package == "facenet-pytorch"
+            assert record.weights.version == "2.6.0"
         assert list(record.variants) == list(VARIANTS)
         for variant, info in record.variants.items():
             path = artifact_path(artifacts_dir, name, variant)
@@ -220,7 +222,7 @@ def test_weights_identity_is_what_the_manifest_recorded(manifest):
     for spec in default_registry():
         identity = weights_identity(spec)
         recorded = manifest.models[spec.name].weights
-        assert identity["kind"] == recorded["kind"]
+        assert identity["kind"] == recorded.kind
 
 
 def test_manifest_json_round_trips(manifest, artifacts_dir):

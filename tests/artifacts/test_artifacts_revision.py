@@ -530,13 +530,14 @@ def test_without_at_the_working_tree_build_keeps_its_defaults(tmp_path, monkeypa
     from types import SimpleNamespace
 
     from faceperf.artifacts import build
+    from faceperf.weights.provenance import WeightSource
     from faceperf.weights.sources import WeightPolicy
 
     requests = []
 
     def fake_build(request, progress=False):
         requests.append(request)
-        weights = {"kind": "packaged", "package": "p", "version": "1"}
+        weights = WeightSource("packaged", {"package": "p", "version": "1"})
         return SimpleNamespace(models={n: SimpleNamespace(weights=weights) for n in request.models})
 
     monkeypatch.setattr(build, "build_artifacts", fake_build)

@@ -69,8 +69,8 @@ def worst_by_metric(measurements: list[Measurement]) -> list[Measurement]:
 
 def unjudged_checks(reference: ReferenceSet) -> dict[str, str]:
     """Checks that say nothing about the weights the reference was built from, with why."""
-    kinds = {entry.get("kind") for entry in reference.weights.values()}
-    if reference.subject == "retinaface" and "surrogate" in kinds:
+    surrogate = any(weights.is_surrogate for weights in reference.weights.values())
+    if reference.subject == "retinaface" and surrogate:
         return {
             DETECTIONS: "the RetinaFace surrogate is untrained: its 'faces' are anchors scoring "
             "near the 0.5 threshold whose boxes move with any rounding, so detection agreement "

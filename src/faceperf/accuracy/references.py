@@ -31,11 +31,11 @@ from faceperf.artifacts.manifest import Manifest, read_manifest
 from faceperf.errors import FaceperfError
 from faceperf.fileio import atomic_write_bytes
 from faceperf.paths import fixtures_dir
+from faceperf.weights.provenance import WeightSource
 
 REFERENCE_VARIANT = "baseline"
 FORMAT_VERSION = 1
 _PROVENANCE = "provenance"
-_IDENTITY_KEYS = {"kind", "seed", "sha256", "calibration_sha256", "wheel_sha256", "file_sha256"}
 _VERSIONED = ("numpy", "onnxruntime", "opencv-python-headless", "faceperf")
 
 
@@ -52,8 +52,12 @@ class ReferenceSet:
     provenance: dict
 
     @property
-    def weights(self) -> dict[str, dict]:
-        return {model: entry["weights"] for model, entry in self.provenance["models"].items()}
+    def weights(self) -> dict[str, WeightSource]:
+        """The weights of each model the references were built from."""
+        return {
+            model: WeightSource.from_json(entry["weights"])
+            for model, entry in self.provenance["models"].items()
+        }
 
 
 def references_dir() -> Path:
@@ -81,7 +85,7 @@ def build_reference(subject: str, artifacts: Path, backend: str = "ort-cpu") -> 
         "models": {
             model: {
                 "artifact_sha256": manifest.record(model, REFERENCE_VARIANT).sha256,
-                "weights": manifest.models[model].weights,
+                "weights": manifest.models[model].weights.to_json(),
             }
             for model in SUBJECT_MODELS[subject]
         },
@@ -150,7 +154,15 @@ def read_reference(subject: str, directory: Path | None = None) -> ReferenceSet:
             f"{provenance.get('subject')!r}, expected format {FORMAT_VERSION} for {subject!r}; "
             "rebuild with `faceperf references build`"
         )
-    return ReferenceSet(subject, outputs, provenance)
+    reference = ReferenceSet(subject, outputs, provenance)
+    try:  # a malformed weights entry is named here, not deep inside a comparison
+        reference.weights  # noqa: B018
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ReferenceError(
+            f"{path}: malformed weights in the provenance ({error!r}); "
+            "rebuild with `faceperf references build`"
+        ) from None
+    return reference
 
 
 def weight_mismatches(reference: ReferenceSet, manifest: Manifest) -> list[str]:
@@ -160,16 +172,11 @@ def weight_mismatches(reference: ReferenceSet, manifest: Manifest) -> list[str]:
         if model not in manifest.models:
             continue  # a missing model is the caller's concern (its tests skip)
         actual = manifest.models[model].weights
-        if _identity(actual) != _identity(expected):
+        if actual.identity() != expected.identity():
             lines.append(
                 f"{model}: references from {_label(expected)}, artifacts from {_label(actual)}"
             )
     return lines
-
-
-def _identity(weights: dict) -> dict:
-    """What identifies weights (kind, hashes, seed); not the wording of how they were made."""
-    return {k: v for k, v in weights.items() if k in _IDENTITY_KEYS}
 
 
 def check_weights(reference: ReferenceSet, artifacts: Path) -> None:
@@ -185,12 +192,11 @@ def check_weights(reference: ReferenceSet, artifacts: Path) -> None:
         )
 
 
-def _label(weights: dict) -> str:
-    kind = weights.get("kind", "?")
-    if kind == "surrogate":
-        return f"surrogate seed {weights.get('seed')}"
-    if kind == "real":
-        return f"real checkpoint sha256 {str(weights.get('sha256'))[:12]}"
-    if kind == "packaged":
-        return f"packaged {weights.get('package', 'weights')} {weights.get('version', '')}".strip()
-    return kind
+def _label(weights: WeightSource) -> str:
+    if weights.is_surrogate:
+        return f"surrogate seed {weights.seed}"
+    if weights.is_real:
+        return f"real checkpoint sha256 {str(weights.sha256)[:12]}"
+    if weights.is_packaged:
+        return f"packaged {weights.package or 'weights'} {weights.version or ''}".strip()
+    return weights.kind

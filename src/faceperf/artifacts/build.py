@@ -222,7 +222,7 @@ def _build_model(spec: ModelSpec, request: BuildRequest, staging: Path) -> Model
     return ModelRecord(
         family=spec.family,
         params=sum(p.numel() for p in model.parameters()),
-        weights=weights.source.to_json(),
+        weights=weights.source,
         fingerprint=fingerprint(spec, request),
         variants=variants,
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from faceperf.artifacts.layout import MANIFEST_NAME, VARIANTS
 from faceperf.errors import ArtifactError
 from faceperf.fileio import atomic_write_json
+from faceperf.weights.provenance import WeightSource
 
 SCHEMA_VERSION = 1
 Dim = int | str  # a str is a symbolic (dynamic) dimension
@@ -75,7 +76,7 @@ class ModelRecord:
 
     family: str
     params: int
-    weights: dict  # WeightSource.to_json()
+    weights: WeightSource  # in the JSON as WeightSource.to_json()
     fingerprint: str  # inputs of the build: code, weights, versions (staleness check)
     variants: dict[str, VariantRecord] = field(default_factory=dict)
 
@@ -84,10 +85,19 @@ class ModelRecord:
         return cls(
             family=doc["family"],
             params=doc["params"],
-            weights=doc["weights"],
+            weights=WeightSource.from_json(doc["weights"]),
             fingerprint=doc["fingerprint"],
             variants={k: VariantRecord.from_json(v) for k, v in doc["variants"].items()},
         )
+
+    def to_json(self) -> dict:
+        return {
+            "family": self.family,
+            "params": self.params,
+            "weights": self.weights.to_json(),
+            "fingerprint": self.fingerprint,
+            "variants": {name: asdict(variant) for name, variant in self.variants.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -109,15 +119,13 @@ class Manifest:
     def surrogate_models(self, models: Iterable[str]) -> list[str]:
         """Those of ``models`` built from surrogate weights: their numbers exercise the pipeline
         but are not real face analysis. Models the manifest lacks are left out."""
-        return [
-            m for m in models if m in self.models and self.models[m].weights["kind"] == "surrogate"
-        ]
+        return [m for m in models if m in self.models and self.models[m].weights.is_surrogate]
 
     def to_json(self) -> dict:
         return {
             "schema_version": self.schema_version,
             "tools": self.tools,
-            "models": {name: asdict(record) for name, record in self.models.items()},
+            "models": {name: record.to_json() for name, record in self.models.items()},
         }
 
 

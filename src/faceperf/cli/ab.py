@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,29 +21,12 @@ from faceperf.cli.options import (
     add_models,
     add_threads,
     add_variants,
+    fraction,
+    positive_seconds,
 )
 
 if TYPE_CHECKING:
     from faceperf.bench.ab.sequential import Outcome
-
-
-def _number(accepts: Callable[[float], bool], expected: str) -> Callable[[str], float]:
-    """An argparse type for a number ``accepts`` allows; ``expected`` says what in the error."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and accepts(value)):
-            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
-        return value
-
-    return parse
-
-
-_positive_seconds = _number(lambda v: v > 0, "a positive number of seconds")
-_fraction = _number(lambda v: 0 < v < 1, "a fraction between 0 and 1")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -76,13 +57,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_threads(ab, default=1, help="intra-op threads per session (default 1)")
     ab.add_argument(
         "--threshold",
-        type=_fraction,
+        type=fraction,
         default=None,
         help="judge every benchmark at this relative change (default: budgets.toml [ab])",
     )
     ab.add_argument(
         "--max-time",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=None,
         help="time budget of the measuring in seconds (default 180)",
     )

@@ -15,6 +15,7 @@ from faceperf.cli.options import add_artifacts, add_json, add_models
 
 if TYPE_CHECKING:
     from faceperf.artifacts.manifest import Manifest
+    from faceperf.weights.provenance import WeightSource
     from faceperf.weights.sources import WeightPolicy
 
 
@@ -160,12 +161,12 @@ def _build_at(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _weights_label(weights: dict) -> str:
-    if weights["kind"] == "surrogate":
-        return f"SURROGATE (seed {weights['seed']}; not the real model's accuracy)"
-    if weights["kind"] == "packaged":
-        return f"packaged {weights['package']} {weights['version']}"
-    return f"real {weights['file']} sha256 {weights['sha256'][:12]}"
+def _weights_label(weights: WeightSource) -> str:
+    if weights.is_surrogate:
+        return f"SURROGATE (seed {weights.seed}; not the real model's accuracy)"
+    if weights.is_packaged:
+        return f"packaged {weights.package} {weights.version}"
+    return f"real {weights.file} sha256 {str(weights.sha256)[:12]}"
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -199,7 +200,7 @@ def _manifest_table(manifest: Manifest) -> str:
                 (
                     name,
                     variant,
-                    record.weights["kind"],
+                    record.weights.kind,
                     info.precision,
                     inputs,
                     f"{info.size / 1e6:.1f}",

@@ -8,7 +8,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from faceperf.cli.exits import EXIT_OK, EXIT_USAGE
 from faceperf.cli.notes import warn_if_surrogate
@@ -25,9 +24,6 @@ from faceperf.cli.options import (
     artifact_ref,
     at_least,
 )
-
-if TYPE_CHECKING:
-    from faceperf.bench.gate.compare import GateReport
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -145,6 +141,7 @@ def _add_mtcnn(bench: argparse.ArgumentParser) -> None:
 def _compare(args: argparse.Namespace) -> int:
     from faceperf.bench.errors import ProfileMismatchError
     from faceperf.bench.gate.compare import compare_runs
+    from faceperf.bench.gate.render import gate_markdown, gate_text
     from faceperf.bench.gate.storage import load_run
     from faceperf.bench.report.folder import policy_from_budgets
 
@@ -154,21 +151,13 @@ def _compare(args: argparse.Namespace) -> int:
     except ProfileMismatchError as err:
         print(f"faceperf: refused: {err}", file=sys.stderr)
         return EXIT_USAGE
-    print(report.markdown() if args.markdown else _plain(report))
+    print(gate_markdown(report) if args.markdown else gate_text(report))
     return report.exit_code
-
-
-def _plain(report: GateReport) -> str:
-    lines = [report.summary()]
-    for row in report.rows:
-        change = f"{100 * row.change:+.1f} %" if row.change is not None else "-"
-        lines.append(f"  {row.verdict.value:<11} {change:>9}  {row.name.split('::')[-1]}")
-        lines += [f"      {warning}" for warning in row.warnings]
-    return "\n".join(lines)
 
 
 def _baseline_update(args: argparse.Namespace) -> int:
     from faceperf.bench.gate.paths import baseline_path
+    from faceperf.bench.gate.render import membership_text
     from faceperf.bench.gate.update import perf_suite_runs, store_baseline
     from faceperf.bench.hardware import detect_profile
     from faceperf.errors import FaceperfError
@@ -188,7 +177,7 @@ def _baseline_update(args: argparse.Namespace) -> int:
         f"baseline for {stored.run.profile} written to {target} "
         f"({len(stored.run.benchmarks)} benchmarks, pooled from {stored.runs} run(s))"
     )
-    changes = stored.membership_changes()
+    changes = membership_text(stored)
     if changes is not None:
         print(changes)
     _refresh_placements(args)
@@ -237,6 +226,7 @@ def _report(args: argparse.Namespace) -> int:
 def _speedups(args: argparse.Namespace) -> int:
     """Measure, then print the table (or JSON)."""
     from faceperf.bench.speedups.models import models_in_order
+    from faceperf.bench.speedups.render import speedups_table
     from faceperf.bench.speedups.run import SpeedupsRequest, run_speedups
     from faceperf.models.registry import default_registry
 
@@ -256,7 +246,7 @@ def _speedups(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
-        print(report.table(), end="")
+        print(speedups_table(report), end="")
     return EXIT_OK
 
 

@@ -2,13 +2,16 @@
 
 Each ``add_*`` function adds one option to a command's parser with a parsing ``type=``, so the
 handler receives a typed value (a Path, a BackendChoice, a list of known names), never a raw
-string to parse late. Importing this module is light: names that need the model registry are
-looked up when an option is parsed, so ``--help`` stays fast.
+string to parse late. The pytest plugins (faceperf.plugins) give their options these same
+types: pytest's ``addoption`` is argparse's, so a bad value is a usage error naming the pytest
+flag. Importing this module is light: names that need the model registry are looked up when an
+option is parsed, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,6 +93,26 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def number(accepts: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    """An argparse type for a finite number ``accepts`` allows; ``expected`` says what in the
+    error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and accepts(value)):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
+        return value
+
+    return parse
+
+
+positive_seconds = number(lambda v: v > 0, "a positive number of seconds")
+fraction = number(lambda v: 0 < v < 1, "a fraction between 0 and 1")
+
+
 def backend_choice(text: str) -> BackendChoice:
     """``--backend``'s type: the parsed backend.
 
@@ -102,6 +125,16 @@ def backend_choice(text: str) -> BackendChoice:
         return parse_backend(text)
     except BackendUnavailableError as err:
         raise BackendUnavailableError(f"--backend: {err}") from None
+
+
+def backend_choice_usage(text: str) -> BackendChoice:
+    """The parsed backend, for options where a bad one is a usage error (the pytest plugins'
+    ``--perf-backend`` and ``--accuracy-backend``: argparse's message names the option, so
+    this one does not)."""
+    try:
+        return parse_backend(text)
+    except BackendUnavailableError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def accepted_pair(item: str) -> tuple[str, str]:

@@ -1,5 +1,6 @@
 """pytest options of the accuracy suite (accuracy_tests/): which candidate, on which backend,
-against which tolerances. A malformed tolerances file stops the run at collection."""
+against which tolerances. The options parse with the CLI's types (a bad backend is a usage
+error naming ``--accuracy-backend``); a malformed tolerances file stops the run at collection."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from faceperf.accuracy.tolerances import Tolerances, TolerancesError, load_tolerances
+from faceperf.cli.options import backend_choice_usage
 
 _TOLERANCES = pytest.StashKey[Tolerances]()
 
@@ -22,7 +24,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--accuracy-backend",
-        default="ort-cpu",
+        type=backend_choice_usage,
+        default="ort-cpu",  # a string default goes through the type too: a BackendChoice
         help="backend the ONNX variants run on (ort-cpu, ort-coreml, ort-cuda); the coreml "
         "variant always runs on Core ML",
     )

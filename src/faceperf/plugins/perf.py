@@ -4,7 +4,8 @@ benchmark), and a report with the merge gate's verdicts first and the baseline g
 after every `pytest -m perf` run.
 
 Registered by the repository's conftest.py. Prints and decides the exit status; the logic it
-calls lives in faceperf.bench.
+calls lives in faceperf.bench. Its options parse with the CLI's types (faceperf.cli.options): a
+bad value is a usage error naming the ``--perf-...`` flag, and the hooks get typed values.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from faceperf.bench.gate.canary import Canary
 from faceperf.bench.gate.paths import baseline_path
 from faceperf.bench.gate.storage import faceperf_machine_info
 from faceperf.bench.hardware import HardwareProfile, detect_profile, runtime_versions
-from faceperf.cli.options import at_least
+from faceperf.cli.options import at_least, backend_choice_usage, benchmark_list, positive_seconds
 from faceperf.paths import repo_root
 
 _PROFILE = pytest.StashKey[HardwareProfile]()
@@ -37,8 +38,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--perf-backend",
-        default="ort-cpu",
-        help="runtime backend the perf tests measure (default ort-cpu)",
+        type=backend_choice_usage,
+        default="ort-cpu",  # a string default goes through the type too: a BackendChoice
+        help="runtime backend the perf tests measure (default ort-cpu); coreml and ort-coreml "
+        "take compute units as coreml:CPU_ONLY",
     )
     group.addoption(
         "--perf-baseline",
@@ -64,12 +67,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--perf-ab-max-time",
-        type=float,
+        type=positive_seconds,
         default=None,
         help="merge gate: time budget of its measuring in seconds (default 180)",
     )
     group.addoption(
         "--perf-ab-models",
+        type=benchmark_list,
         default=None,
         help="merge gate: comma-separated models and composites (mtcnn, pipeline) to judge "
         "(default: all)",
@@ -140,8 +144,8 @@ def _ab_setup(config: pytest.Config) -> AbSetup:
     return config.stash[_AB_PLAN]
 
 
-def _models(text: str | None) -> tuple[str, ...] | None:
-    return None if text is None else tuple(n.strip() for n in text.split(",") if n.strip())
+def _models(names: list[str] | None) -> tuple[str, ...] | None:
+    return None if names is None else tuple(names)
 
 
 @pytest.fixture(scope="session")
@@ -200,7 +204,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ab = config.stash.get(_AB, None)
     lead = ""
     if report is not None and ab is not None:
-        from faceperf.bench.ab.render import markdown
+        from faceperf.bench.ab.render import PYTEST_FLAGS, markdown
         from faceperf.bench.ab.run import write_ab_files
 
         strict = config.getoption("--perf-ab-strict")
@@ -208,7 +212,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _say(config.pluginmanager.get_plugin("terminalreporter"), ab.headline(strict))
         # The merge gate leads: it is the verdict on this change; the committed baseline
         # follows, for budgets and long-horizon drift.
-        lead = markdown(ab, strict) + "\n---\n\n"
+        lead = markdown(ab, strict, PYTEST_FLAGS) + "\n---\n\n"
     if report is None or not (report / "results.json").exists():
         return
     from faceperf.bench.report.folder import ReportInputs, policy_from_budgets, write_report

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from functools import cache
 from pathlib import Path
@@ -15,6 +15,7 @@ from faceperf.fileio import sha256_path
 from faceperf.models.registry import ModelSpec, WeightOrigin
 from faceperf.paths import cache_dir, repo_root, weights_dir
 from faceperf.weights import checkpoint
+from faceperf.weights.provenance import WeightSource
 
 DEFAULT_SEED = 0
 
@@ -31,23 +32,6 @@ class WeightPolicy(Enum):
     AUTO = "auto"
     REAL = "real"
     SURROGATE = "surrogate"
-
-
-@dataclass(frozen=True)
-class WeightSource:
-    """Where one model's weights came from, as recorded in the manifest."""
-
-    kind: str  # "real" | "packaged" | "surrogate"
-    detail: dict = field(default_factory=dict)
-
-    def label(self) -> str:
-        if self.kind == "surrogate":
-            fitted = "fitted-" if self.detail.get("fitted") else ""
-            return f"{fitted}surrogate(seed={self.detail['seed']})"
-        return self.kind
-
-    def to_json(self) -> dict:
-        return {"kind": self.kind, **self.detail}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from faceperf.bench.ab.render import markdown, plot, terminal
+from faceperf.bench.ab.render import PYTEST_FLAGS, markdown, plot, terminal
 from faceperf.bench.ab.result import AbResult
 from faceperf.bench.ab.sequential import Outcome
 from faceperf.bench.ab.stats import LookSchedule, RatioInterval, Verdict
@@ -53,6 +53,12 @@ def test_the_summary_leads_with_one_verdict_line_and_folds_what_is_the_same():
     assert "2 benchmark(s) the same" in folded
     assert text.count("close other programs") == 1
     assert "added (candidate only, not judged): `mtl/coreml`" in text
+
+
+def test_the_advice_names_the_flags_of_whoever_ran_the_gate():
+    assert "(`--max-time`)" in markdown(_result()) and "`--strict`" in markdown(_result())
+    from_pytest = markdown(_result(), flags=PYTEST_FLAGS)
+    assert "(`--perf-ab-max-time`)" in from_pytest and "`--perf-ab-strict`" in from_pytest
 
 
 def test_the_terminal_lists_the_worst_first():

@@ -15,6 +15,7 @@ from faceperf.bench.gate.compare import (
     compare_runs,
     sample_warnings,
 )
+from faceperf.bench.gate.render import gate_markdown
 from faceperf.bench.gate.storage import BenchmarkRun, BenchmarkSamples
 from faceperf.bench.hardware import CpuIdentity
 
@@ -152,7 +153,7 @@ def test_per_benchmark_threshold_override() -> None:
     verdicts = {row.name: row.verdict for row in report.rows}
     assert verdicts == {STAR: Verdict.UNCHANGED, MTL: Verdict.REGRESSION}
     assert {row.name: row.threshold for row in report.rows} == {STAR: 0.25, MTL: 0.10}
-    assert "threshold 25%" in report.markdown()
+    assert "threshold 25%" in gate_markdown(report)
 
 
 def test_an_accepted_regression_passes_with_its_reason() -> None:
@@ -167,7 +168,7 @@ def test_an_accepted_regression_passes_with_its_reason() -> None:
     assert "listed as accepted but did not regress" in rows[MTL].note
     assert report.regressions == ()
     assert report.exit_code == 0
-    assert reason in report.markdown()
+    assert reason in gate_markdown(report)
 
 
 def test_added_and_removed_benchmarks_are_reported() -> None:
@@ -180,7 +181,7 @@ def test_added_and_removed_benchmarks_are_reported() -> None:
     assert rows["new"].verdict is Verdict.ADDED
     assert rows["new"].baseline_median_s is None and rows["new"].p_value is None
     assert report.exit_code == 0
-    assert "| `new` | — | 20.0 | — | — | added |" in report.markdown()
+    assert "| `new` | — | 20.0 | — | — | added |" in gate_markdown(report)
 
 
 def test_an_empty_current_run_fails() -> None:
@@ -198,7 +199,7 @@ def test_nothing_against_nothing_fails_too() -> None:
     assert report.summary() == (
         f"faceperf gate on {PROFILE}: FAIL (the current run measured no benchmarks)"
     )
-    assert "the baseline has no benchmarks" in report.markdown()
+    assert "the baseline has no benchmarks" in gate_markdown(report)
 
 
 def test_an_empty_baseline_is_reported_and_everything_is_added() -> None:
@@ -239,7 +240,7 @@ def test_a_mismatch_can_be_allowed_and_is_shown() -> None:
     report = compare_runs(base, cur, GatePolicy(allow_mismatch=True))
     assert report.baseline_profile == "apple-m1-pro/coreml"
     assert len(report.mismatches) == 2
-    assert "> ⚠ allowed mismatch: baseline profile 'apple-m1-pro/coreml'" in report.markdown()
+    assert "> ⚠ allowed mismatch: baseline profile 'apple-m1-pro/coreml'" in gate_markdown(report)
 
 
 def test_another_cpu_of_the_same_profile_is_refused_with_both_names() -> None:
@@ -278,7 +279,7 @@ def test_another_cpu_can_be_allowed_and_is_shown() -> None:
         "allowed mismatch: baseline recorded on CPU 'AMD EPYC' (AuthenticAMD), this run on "
         "'Intel(R) Xeon(R) Platinum 8481C' (GenuineIntel)"
     )
-    assert f"> ⚠ {mismatch}" in report.markdown()
+    assert f"> ⚠ {mismatch}" in gate_markdown(report)
     assert report.notices == ()
     assert report.exit_code == 0
 
@@ -286,7 +287,7 @@ def test_another_cpu_can_be_allowed_and_is_shown() -> None:
 def test_the_same_cpu_passes_without_a_notice() -> None:
     report = compare_runs(_run(star=_timings(1, 0.1)), _run(star=_timings(2, 0.1)), GatePolicy())
     assert report.mismatches == () and report.notices == ()
-    assert "⚠" not in report.markdown()
+    assert "⚠" not in gate_markdown(report)
 
 
 @pytest.mark.parametrize(
@@ -318,14 +319,14 @@ def test_an_unknown_cpu_is_a_notice_not_a_refusal(
     assert report.mismatches == ()
     assert report.notices == (expected,)
     assert report.exit_code == 0
-    assert f"> ⚠ {expected}" in report.markdown()
+    assert f"> ⚠ {expected}" in gate_markdown(report)
 
 
 def test_markdown_has_one_row_per_benchmark() -> None:
     piped = "f.py::test_x[a|b]"
     base = _run(star=_timings(1, 0.1), mtl=_timings(2, 0.0101), gone=_timings(3, 0.001))
     cur = _run(star=_timings(4, 0.13), mtl=_timings(5, 0.0100), **{piped: _timings(6, 0.0002)})
-    text = compare_runs(base, cur, GatePolicy()).markdown()
+    text = gate_markdown(compare_runs(base, cur, GatePolicy()))
     lines = text.splitlines()
     header = lines.index(
         "| benchmark | baseline (ms) | current (ms) | change | p-value | verdict | note |"

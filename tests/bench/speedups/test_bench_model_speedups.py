@@ -25,6 +25,7 @@ from faceperf.bench.speedups.models import (
     open_model_calls,
     torch_threads,
 )
+from faceperf.bench.speedups.render import speedups_table
 from faceperf.cli import main
 from faceperf.errors import ArtifactError
 
@@ -102,7 +103,7 @@ def _report() -> SpeedupsReport:
 
 
 def test_the_table_puts_speedups_gflops_peak_and_published_figures_side_by_side():
-    text = _report().table()
+    text = speedups_table(_report())
     lines = text.splitlines()
     assert lines[0].startswith("faceperf bench speedups on linux-x86_64-avx512-2core/ort-cpu")
     star = next(line for line in lines if line.startswith("star "))

@@ -17,11 +17,11 @@ from faceperf.bench.speedups.estimate import (
     Side,
     SpeedupRecord,
     blocks_for,
-    speedup_markdown,
     speedup_records,
     speedup_sides,
 )
 from faceperf.bench.speedups.interleaved import InterleavedSamples
+from faceperf.bench.speedups.render import speedup_markdown
 
 PROFILE = "linux-x86_64-avx512-2core/ort-cpu"
 
@@ -199,7 +199,7 @@ def test_the_report_section_lists_every_speedup_benchmark_with_its_verdict():
         "p.py::test_x[fails]",
         "p.py::test_steady_state_speedup[mtl]",
     }
-    lines = speedup_markdown(run).splitlines()
+    lines = speedup_markdown(speedup_records(run)).splitlines()
     rows = {line.split(" | ")[0].strip("| `"): line for line in lines if line.startswith("| `")}
     assert rows["test_cold_load_speedup[star]"] == (
         "| `test_cold_load_speedup[star]` | 200 | 100 | 2.00x | "
@@ -210,7 +210,9 @@ def test_the_report_section_lists_every_speedup_benchmark_with_its_verdict():
 
 
 def test_no_speedup_benchmarks_no_section():
-    assert speedup_markdown(_run({"p.py::test_latency[star]": {"model": "star"}})) == ""
+    records = speedup_records(_run({"p.py::test_latency[star]": {"model": "star"}}))
+    assert records == {}
+    assert speedup_markdown(records) == ""
 
 
 def test_a_malformed_record_in_a_run_names_the_benchmark():

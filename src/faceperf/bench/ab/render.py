@@ -11,15 +11,18 @@ from faceperf.bench.ab.stats import Verdict
 
 _ADVICE = (
     "Rounds alternate reference and candidate in random order, so machine load weighs on both "
-    "sides alike. An `undecided` benchmark needs more rounds (`--max-time`) or a quieter machine "
-    "(close other programs), not a rerun until it passes; it fails only with `--strict`."
+    "sides alike. An `undecided` benchmark needs more rounds (`{max_time}`) or a quieter machine "
+    "(close other programs), not a rerun until it passes; it fails only with `{strict}`."
 )
+# How the user who ran the gate spells its options: the CLI's, or the pytest plugin's.
+CLI_FLAGS = {"max_time": "--max-time", "strict": "--strict"}
+PYTEST_FLAGS = {"max_time": "--perf-ab-max-time", "strict": "--perf-ab-strict"}
 _TICKS = (0.5, 0.67, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0)
 _HEADER = "| benchmark | verdict | candidate / reference | interval | rounds | threshold |"
 _RULE = "|---|---|---:|---|---:|---:|"
 
 
-def markdown(result: AbResult, strict: bool = False) -> str:
+def markdown(result: AbResult, strict: bool = False, flags: dict[str, str] = CLI_FLAGS) -> str:
     """The summary: the verdict line, the benchmarks that are not ``same``, then the rest folded."""
     notable = [o for o in result.outcomes if o.verdict is not Verdict.SAME]
     same = [o for o in result.outcomes if o.verdict is Verdict.SAME]
@@ -35,7 +38,7 @@ def markdown(result: AbResult, strict: bool = False) -> str:
     if result.timed_out:
         lines += ["The time budget ended before every benchmark decided.", ""]
     if notable:
-        lines += [_ADVICE, ""]
+        lines += [_ADVICE.format(**flags), ""]
     if same:
         lines += [
             f"<details><summary>{len(same)} benchmark(s) the same within their threshold</summary>",

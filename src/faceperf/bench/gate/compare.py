@@ -187,26 +187,6 @@ class GateReport:
         detail = detail or "no benchmarks"
         return f"faceperf gate on {self.profile}: {status} ({detail})"
 
-    def markdown(self) -> str:
-        """The table a reviewer pastes in a pull request, with the rules it was decided by."""
-        lines = [f"**{_escape(self.summary())}**", ""]
-        lines += [f"> ⚠ {_escape(text)}" for text in (*self.mismatches, *self.notices)]
-        if self.mismatches or self.notices:
-            lines.append("")
-        lines += [
-            "| benchmark | baseline (ms) | current (ms) | change | p-value | verdict | note |",
-            "|---|---:|---:|---:|---:|---|---|",
-        ]
-        lines += [_markdown_row(row, self.policy.default_threshold) for row in self.rows]
-        lines += [
-            "",
-            f"Regression: median slower by more than the threshold (default "
-            f"{self.policy.default_threshold:.0%}) and one-sided Mann-Whitney U p < "
-            f"{self.policy.alpha:g} on the raw samples; fewer than {self.policy.min_samples} "
-            "samples on a side is never a regression.",
-        ]
-        return "\n".join(lines) + "\n"
-
 
 def compare_runs(baseline: BenchmarkRun, current: BenchmarkRun, policy: GatePolicy) -> GateReport:
     """Compare every benchmark of two runs of the same profile.
@@ -423,48 +403,3 @@ def _cpu_unchecked(baseline: BenchmarkRun, current: BenchmarkRun) -> str | None:
 def _check_fraction(what: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
         raise ValueError(f"{what} {value!r}: expected a number between 0 and 1 (exclusive)")
-
-
-def _markdown_row(row: GateRow, default_threshold: float) -> str:
-    notes = [row.note] if row.note else []
-    notes += list(row.warnings)
-    if row.threshold != default_threshold and row.change is not None:
-        notes.append(f"threshold {row.threshold:.0%}")
-    verdict = row.verdict.value
-    if row.verdict in (Verdict.REGRESSION, Verdict.ACCEPTED, Verdict.IMPROVEMENT):
-        verdict = f"**{verdict}**"
-    if row.unstable:
-        verdict += " ⚠ unstable"
-    cells = [
-        f"`{row.name}`",
-        _ms(row.baseline_median_s),
-        _ms(row.current_median_s),
-        "—" if row.change is None else f"{row.change:+.1%}",
-        "—" if row.p_value is None else _p(row.p_value),
-        verdict,
-        "; ".join(notes),
-    ]
-    return "| " + " | ".join(_escape(cell) for cell in cells) + " |"
-
-
-def _ms(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    ms = seconds * 1e3
-    # About three significant digits whatever the scale: 111, 10.4, 5.13, 0.123.
-    if ms >= 100:
-        return f"{ms:.0f}"
-    if ms >= 10:
-        return f"{ms:.1f}"
-    if ms >= 1:
-        return f"{ms:.2f}"
-    return f"{ms:.3g}"
-
-
-def _p(p_value: float) -> str:
-    return "<0.0001" if p_value < 1e-4 else f"{p_value:.2g}"
-
-
-def _escape(text: str) -> str:
-    # A pipe ends a table cell and a newline ends the row; neither may come from a name or note.
-    return text.replace("|", "\\|").replace("\n", " ")

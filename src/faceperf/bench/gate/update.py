@@ -41,18 +41,19 @@ class StoredBaseline:
     runs: int
     previous: BenchmarkRun | None
 
-    def membership_changes(self) -> str | None:
-        """Benchmarks added and removed since the previous baseline; None without one."""
+    @property
+    def added(self) -> tuple[str, ...]:
+        """Benchmarks not in the previous baseline, by name (none without one)."""
         if self.previous is None:
-            return None
-        added = sorted(set(self.run.benchmarks) - set(self.previous.benchmarks))
-        removed = sorted(set(self.previous.benchmarks) - set(self.run.benchmarks))
-        lines = [f"  added: {name}" for name in added]
-        lines += [f"  removed: {name}" for name in removed]
-        if not lines:
-            return "same benchmarks as the previous baseline"
-        header = f"{len(added)} added, {len(removed)} removed since the previous baseline:"
-        return "\n".join([header, *lines])
+            return ()
+        return tuple(sorted(set(self.run.benchmarks) - set(self.previous.benchmarks)))
+
+    @property
+    def removed(self) -> tuple[str, ...]:
+        """Benchmarks of the previous baseline this one lacks, by name (none without one)."""
+        if self.previous is None:
+            return ()
+        return tuple(sorted(set(self.previous.benchmarks) - set(self.run.benchmarks)))
 
 
 def perf_suite_runs(

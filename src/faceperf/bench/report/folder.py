@@ -15,9 +15,11 @@ from faceperf.bench.gate.compare import (
     compare_runs,
 )
 from faceperf.bench.gate.paths import budgets_path
+from faceperf.bench.gate.render import gate_markdown
 from faceperf.bench.gate.storage import BenchmarkRun, load_run
 from faceperf.bench.report.stages import write_stage_outputs
-from faceperf.bench.speedups.estimate import speedup_markdown
+from faceperf.bench.speedups.estimate import speedup_records
+from faceperf.bench.speedups.render import speedup_markdown
 from faceperf.fileio import atomic_write_bytes
 
 
@@ -80,9 +82,9 @@ def write_report(
             f"{baseline_hint}\n\n" + _table(current)
         )
     else:
-        text = report.markdown()
+        text = gate_markdown(report)
     try:
-        text = lead + text + speedup_markdown(current)
+        text = lead + text + speedup_markdown(speedup_records(current))
         atomic_write_bytes(directory / "summary.md", text.encode())
         write_stage_outputs(directory, current)
     except ValueError as exc:

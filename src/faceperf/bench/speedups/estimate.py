@@ -1,5 +1,6 @@
-"""Speedup claims inside the perf suite: interleaved blocks a benchmark can time, the record a
-speedup test leaves in its benchmark's ``extra_info``, and the report section built from it.
+"""Speedup claims inside the perf suite: interleaved blocks a benchmark can time, and the record
+a speedup test leaves in its benchmark's ``extra_info`` (render.py makes the report's section
+from it).
 
 A speedup test hands :class:`InterleavedBlocks` to pytest-benchmark as the function to time. One
 call is one ABBA block of :func:`~.interleaved.measure_interleaved` (the pair in
@@ -11,13 +12,12 @@ the blocks object and go into the :class:`SpeedupRecord`.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from faceperf.bench.budgets import SPEEDUP_MEASURES, SpeedupFloor
-from faceperf.bench.gate.storage import BenchmarkRun, short_name
+from faceperf.bench.gate.storage import BenchmarkRun
 from faceperf.bench.speedups.interleaved import (
     Clock,
     InterleavedSamples,
@@ -257,36 +257,3 @@ def speedup_records(run: BenchmarkRun) -> dict[str, SpeedupRecord]:
         except ValueError as exc:
             raise ValueError(f"benchmark {name}: {exc}") from None
     return found
-
-
-def speedup_markdown(run: BenchmarkRun) -> str:
-    """The summary's speedup section (empty when the run has no speedup benchmarks)."""
-    records = speedup_records(run)
-    if not records:
-        return ""
-    lines = [
-        "",
-        "**Speedups** (interleaved in one process; median(slow) / median(fast), 95 % bootstrap "
-        "interval; a floor holds when the whole interval is above it)",
-        "",
-        "| benchmark | slow (ms) | fast (ms) | speedup | interval | floor | holds |",
-        "|---|---:|---:|---:|---|---:|---|",
-    ]
-    for name, record in records.items():
-        i = record.interval
-        holds = {None: "no floor", True: "yes", False: "**no**"}[record.holds]
-        cells = [
-            f"`{short_name(name)}`",
-            _ms(record.samples.a_s),
-            _ms(record.samples.b_s),
-            f"{i.point:.2f}x",
-            f"{i.low:.2f}-{i.high:.2f}x",
-            "—" if record.floor is None else f"{record.floor:g}x",
-            holds,
-        ]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _ms(samples: tuple[float, ...]) -> str:
-    return f"{1e3 * statistics.median(samples):.3g}"

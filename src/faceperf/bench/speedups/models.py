@@ -11,7 +11,6 @@ large float32 matrix multiply with the same number of threads.
 from __future__ import annotations
 
 import statistics
-import textwrap
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -42,8 +41,6 @@ from faceperf.runtime.base import Runner
 from faceperf.runtime.factory import open_runner
 from faceperf.runtime.torch_backend import TorchRunner
 from faceperf.weights.sources import DEFAULT_SEED, WeightPolicy, resolve_weights
-
-_MTCNN = ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")
 
 
 @dataclass(frozen=True)
@@ -194,8 +191,13 @@ class SpeedupsReport:
         """The matmul rate measured with ``threads`` BLAS threads, if it was measured."""
         return next((peak for peak in self.peaks if peak.threads == threads), None)
 
-    def to_json(self) -> dict[str, object]:
+    def percent_of_peak(self, model: ModelSpeedup) -> float | None:
+        """``model``'s GFLOP/s as a percentage of the matmul rate with the report's thread
+        count; None when that rate was not measured."""
         peak = self.peak_for(self.threads)
+        return None if peak is None else 100 * model.gflops / peak.gflops
+
+    def to_json(self) -> dict[str, object]:
         return {
             "profile": self.profile,
             "backend": self.backend,
@@ -206,7 +208,7 @@ class SpeedupsReport:
             "models": [
                 {
                     **m.to_json(),
-                    "percent_of_matmul_peak": _percent(m.gflops, peak),
+                    "percent_of_matmul_peak": self.percent_of_peak(m),
                     "published_apple_silicon": _published_json(m.model),
                 }
                 for m in self.models
@@ -214,65 +216,6 @@ class SpeedupsReport:
             "matmul_peaks": [p.to_json() for p in self.peaks],
             "published_source": self.published_source,
         }
-
-    def table(self) -> str:
-        """The printed table: speedups with their intervals, GFLOP/s, and the published figures."""
-        peak = self.peak_for(self.threads)
-        header = (
-            "model",
-            "weights",
-            "baseline",
-            "optimized",
-            "eager",
-            "optimized vs baseline",
-            "optimized vs eager",
-            "GFLOP",
-            "GFLOP/s",
-            "% matmul",
-            "Apple M-series, published",
-        )
-        rows = [header]
-        for m in self.models:
-            rows.append(
-                (
-                    m.model,
-                    m.weights,
-                    _ms(m.baseline_ms),
-                    _ms(m.optimized_ms),
-                    _ms(m.eager_ms),
-                    _interval_text(m.over_baseline),
-                    _interval_text(m.over_eager),
-                    f"{m.flops / 1e9:.3g}",
-                    f"{m.gflops:.3g}",
-                    "-" if peak is None else f"{_percent(m.gflops, peak):.0f} %",
-                    _published_cell(m.model),
-                )
-            )
-        versions = ", ".join(f"{k} {v}" for k, v in self.versions.items())
-        lines = [
-            f"faceperf bench speedups on {self.profile}: ONNX Runtime {self.backend} and PyTorch "
-            f"eager, {self.threads} thread(s) each ({versions})",
-            f"median ms per call; speedup = median(slow) / median(fast) with its 95 % bootstrap "
-            f"interval; {self.rounds} interleaved rounds per pair after {self.warmup} warm-ups",
-            "",
-            *_aligned(rows, right=range(2, 10)),
-            "",
-        ]
-        lines += [
-            f"float32 matmul {p.size}x{p.size} through NumPy, {p.threads} BLAS thread(s): "
-            f"{p.gflops:.0f} GFLOP/s (median of {len(p.seconds)}; {p.blas})"
-            for p in self.peaks
-        ]
-        notes = [
-            "GFLOP: Conv/ConvTranspose/Gemm/MatMul of optimized.onnx at the input shape "
-            "(2 x MACs); GFLOP/s: that over the optimized median; % matmul: of the matmul rate "
-            "with the same thread count (over 100 % when ONNX Runtime's kernels use wider "
-            "vectors than the BLAS kernel NumPy picked, named above).",
-            f"Published: {self.published_source}; the first shipped model against Core ML FP16 "
-            "on the Neural Engine, not this machine's pair; MTCNN's is the whole detector.",
-        ]
-        lines += [textwrap.fill(note, 100, subsequent_indent="  ") for note in notes]
-        return "\n".join(lines) + "\n"
 
 
 def open_model_calls(
@@ -353,10 +296,6 @@ def models_in_order(names: Sequence[str]) -> list[str]:
     return sorted(names, key=order.index)
 
 
-def _percent(gflops: float, peak: MatmulPeak | None) -> float | None:
-    return None if peak is None else 100 * gflops / peak.gflops
-
-
 def _call(runner: Runner, sample: np.ndarray) -> Callable[[], object]:
     declared = runner.inputs[0]
     feeds = {declared.name: sample.astype(declared.dtype)}
@@ -383,34 +322,3 @@ def _published_json(model: str) -> dict[str, object] | None:
         "speedup": figure.speedup,
         "how": figure.how,
     }
-
-
-def _published_cell(model: str) -> str:
-    figure = APPLE_SILICON.get(model)
-    if figure is None:
-        return "-"
-    if model in _MTCNN:
-        return f"detector {figure.baseline.split(' (')[0]} -> {figure.optimised.split(' (')[0]}"
-    return figure.short()
-
-
-def _interval_text(interval: SpeedupInterval) -> str:
-    return f"{interval.point:.2f}x [{interval.low:.2f}, {interval.high:.2f}]"
-
-
-def _ms(value: float) -> str:
-    # About three significant digits: 190, 15.9, 7.29, 0.0812.
-    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
-
-
-def _aligned(rows: list[tuple[str, ...]], right: range) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [
-            cell.rjust(width) if i in right else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return lines

@@ -34,11 +34,6 @@ class PublishedFigure:
     speedup: float | None
     how: str
 
-    def short(self) -> str:
-        """``163.2 ms -> 70.5 ms (2.31x)``: for a table cell."""
-        factor = f" ({self.speedup:.3g}x)" if self.speedup is not None else ""
-        return f"{self.baseline} -> {self.optimised}{factor}"
-
 
 _STAR = PublishedFigure(
     "STAR",
