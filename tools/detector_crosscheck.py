@@ -20,7 +20,7 @@ from faceperf.fixtures.samples import RETINAFACE_SIZE
 from faceperf.models import inputs
 from faceperf.paths import default_artifacts_dir
 from faceperf.pipeline.mtcnn_detector import FACENET_DEFAULTS, OPENFACE_PRESET, MTCNNDetector
-from faceperf.pipeline.retinaface_detector import RetinaFaceDetector
+from faceperf.pipeline.retinaface_detector import RetinaFaceDetector, RetinaFaceSettings
 
 HEIGHTS = list(range(120, 7, -4))
 PHOTOS = ("grace_hopper", "astronaut", "obama", "biden")
@@ -32,7 +32,9 @@ def main() -> None:
     parser.add_argument("--variant", default="baseline")
     args = parser.parse_args()
     candidate = Candidate(args.artifacts, args.variant)
-    retinaface = RetinaFaceDetector(candidate.open("retinaface"), input_size=RETINAFACE_SIZE)
+    retinaface = RetinaFaceDetector(
+        candidate.open("retinaface"), RetinaFaceSettings(input_size=RETINAFACE_SIZE)
+    )
     nets = [candidate.open(m) for m in SUBJECT_MODELS["mtcnn"]]
     mtcnn = MTCNNDetector(*nets, params=FACENET_DEFAULTS, workers=1)
     detectors = {

@@ -16,6 +16,7 @@ from faceperf.pipeline.face_mirror import (
     DetectionInterval,
     FaceMirrorLoop,
     FrameResult,
+    LoopSettings,
     tracking_box,
 )
 from faceperf.pipeline.landmarker import StarLandmarker
@@ -25,6 +26,7 @@ from faceperf.pipeline.results_csv import header, write_results
 from faceperf.pipeline.retinaface_detector import RetinaFaceDetector
 from faceperf.pipeline.symmetry import CHIN_POINT, GLABELLA_POINTS, mirror_faces
 from faceperf.pipeline.video import synthetic_frames
+from faceperf.runtime.artifact_ref import ArtifactRef
 
 HEIGHT, WIDTH = 160, 640
 FACE = 50.0  # the fake face's landmark box is about this many pixels on a side
@@ -138,13 +140,13 @@ def _still(i: int) -> np.ndarray:
     return np.array([200.0, 80.0])
 
 
-def _run(count, scene, where, **kwargs):
+def _run(count, scene, where, profiler=None, **kwargs):
     detector = FakeDetector(scene)
     landmarker = FakeLandmarker(
         where, **{k: kwargs.pop(k) for k in ("jitter", "override") if k in kwargs}
     )
     analyzer = FakeAnalyzer()
-    loop = FaceMirrorLoop(detector, landmarker, analyzer, **kwargs)
+    loop = FaceMirrorLoop(detector, landmarker, analyzer, LoopSettings(**kwargs), profiler)
     frames = _frames(count)
     results = list(loop.run(frames))
     return results, detector, landmarker, analyzer, frames
@@ -330,13 +332,11 @@ def test_the_loop_restarts_on_every_run():
 
 
 def test_settings_are_validated():
-    fakes = (FakeDetector(_one_face(_still)), FakeLandmarker(_follow(_still)), FakeAnalyzer())
     with pytest.raises(ValueError, match="minimum <= start <= maximum"):
-        FaceMirrorLoop(*fakes, interval=(9, 1, 8))
+        LoopSettings(interval=(9, 1, 8))
     with pytest.raises(ValueError, match="smoothing"):
-        FaceMirrorLoop(*fakes, smoothing=0)
-    loop = FaceMirrorLoop(*fakes, interval=(1, 1, 2))
-    assert loop.interval == DetectionInterval(start=1, minimum=1, maximum=2)
+        LoopSettings(smoothing=0)
+    assert LoopSettings(interval=(1, 1, 2)).interval == DetectionInterval(1, 1, 2)
 
 
 def test_frame_results_are_frozen_and_read_only():
@@ -413,10 +413,11 @@ def test_csv_is_written_whole_or_not_at_all(tmp_path: Path):
 
 def test_real_artifacts_run_the_loop_and_write_the_csv(artifacts_dir: Path, tmp_path: Path):
     profiler = StageProfiler()
+    ref = ArtifactRef(artifacts_dir)
     loop = FaceMirrorLoop(
-        RetinaFaceDetector.from_artifacts(artifacts_dir, profiler=profiler),
-        StarLandmarker.from_artifacts(artifacts_dir, profiler=profiler),
-        MultitaskAnalyzer.from_artifacts(artifacts_dir, profiler=profiler),
+        RetinaFaceDetector.open(ref, profiler=profiler),
+        StarLandmarker.open(ref, profiler=profiler),
+        MultitaskAnalyzer.open(ref, profiler=profiler),
         profiler=profiler,
     )
     results = list(loop.run(synthetic_frames(6, seed=0, size=(360, 640))))

@@ -13,6 +13,7 @@ from faceperf.fixtures.faces import load_image, reference_faces
 from faceperf.models.inputs import star_input
 from faceperf.pipeline.landmarker import StarLandmarker
 from faceperf.pipeline.profiler import StageProfiler
+from faceperf.runtime.artifact_ref import ArtifactRef
 from faceperf.runtime.base import Runner
 
 DYNAMIC = ("batch", 3, 256, 256)
@@ -114,7 +115,7 @@ def test_landmarks_records_its_three_operations(shape, calls):
 
 def test_a_batch_of_three_equals_three_single_calls_on_the_real_artifact(artifacts_dir):
     # baseline has a dynamic batch: one call of 3 against 3 calls of 1 on the same session.
-    landmarker = StarLandmarker.from_artifacts(artifacts_dir, "baseline", threads=1)
+    landmarker = StarLandmarker.open(ArtifactRef(artifacts_dir, "baseline", threads=1))
     frame = load_image("grace_hopper")
     face = reference_faces("grace_hopper")[0].box
     boxes = np.stack([face, face + np.array([-20, 10, -20, 10]), face * (0.9, 0.95, 1.05, 1.0)])

@@ -32,6 +32,7 @@ from faceperf.pipeline.mtcnn_detector import (
     pyramid_scales,
 )
 from faceperf.pipeline.profiler import MODEL_INFERENCE, PREPROCESSING, NullProfiler
+from faceperf.runtime.artifact_ref import ArtifactRef
 from faceperf.runtime.base import Runner
 from faceperf.runtime.factory import open_runner
 
@@ -345,10 +346,8 @@ def test_a_pyramid_level_outside_a_ranged_pnet_input_is_named(runners):
         detector.detect(fixture_faces.load_image("grace_hopper"))  # first level 361x308
 
 
-def test_from_artifacts_opens_the_three_nets(artifacts_dir):
-    detector = MTCNNDetector.from_artifacts(
-        artifacts_dir, variant="baseline", params=OPENFACE_PRESET
-    )
+def test_open_opens_the_three_nets(artifacts_dir):
+    detector = MTCNNDetector.open(ArtifactRef(artifacts_dir, "baseline"), OPENFACE_PRESET)
     assert detector.params is OPENFACE_PRESET
     faces = detector.detect(fixture_faces.load_image("scene4"))
     assert len(faces) == 1

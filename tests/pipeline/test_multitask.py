@@ -14,6 +14,7 @@ from faceperf.models.inputs import crop_box, mtl_input
 from faceperf.models.mtl import AU_NAMES, EMOTION_NAMES
 from faceperf.pipeline.multitask import FaceAttributes, MultitaskAnalyzer, softmax
 from faceperf.pipeline.profiler import StageProfiler
+from faceperf.runtime.artifact_ref import ArtifactRef
 from faceperf.runtime.base import Runner
 
 DYNAMIC = ("batch", 3, 224, 224)
@@ -151,7 +152,7 @@ def test_analyze_records_its_three_operations(shape, calls):
 
 
 def test_a_batch_equals_single_calls_on_the_real_artifact(artifacts_dir):
-    analyzer = MultitaskAnalyzer.from_artifacts(artifacts_dir, "baseline", threads=1)
+    analyzer = MultitaskAnalyzer.open(ArtifactRef(artifacts_dir, "baseline", threads=1))
     frame = load_image("grace_hopper")
     face = crop_box(frame, reference_faces("grace_hopper")[0].box)
     # Different sizes and a mirrored face, as the Face Mirror loop sends.

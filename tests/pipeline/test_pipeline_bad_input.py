@@ -11,21 +11,22 @@ from faceperf.pipeline.landmarker import StarLandmarker
 from faceperf.pipeline.multitask import MultitaskAnalyzer
 from faceperf.pipeline.retinaface_detector import RetinaFaceDetector
 from faceperf.pipeline.video import VideoError, read_frames
+from faceperf.runtime.artifact_ref import ArtifactRef
 
 
 @pytest.fixture(scope="module")
 def detector(artifacts_dir):
-    return RetinaFaceDetector.from_artifacts(artifacts_dir)
+    return RetinaFaceDetector.open(ArtifactRef(artifacts_dir))
 
 
 @pytest.fixture(scope="module")
 def landmarker(artifacts_dir):
-    return StarLandmarker.from_artifacts(artifacts_dir)
+    return StarLandmarker.open(ArtifactRef(artifacts_dir))
 
 
 @pytest.fixture(scope="module")
 def analyzer(artifacts_dir):
-    return MultitaskAnalyzer.from_artifacts(artifacts_dir)
+    return MultitaskAnalyzer.open(ArtifactRef(artifacts_dir))
 
 
 def _scene() -> np.ndarray:

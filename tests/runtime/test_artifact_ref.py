@@ -4,7 +4,6 @@ every model wrapper opens its runners through."""
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import shutil
 from pathlib import Path
@@ -13,12 +12,12 @@ import pytest
 
 from faceperf.artifacts.layout import artifact_path
 from faceperf.errors import ArtifactError, BackendUnavailableError
-from faceperf.pipeline.face_mirror import FaceMirrorLoop
+from faceperf.pipeline.face_mirror import DetectionInterval, FaceMirrorLoop, LoopSettings
 from faceperf.pipeline.landmarker import StarLandmarker
 from faceperf.pipeline.mtcnn_detector import MODELS, OPENFACE_PRESET, MTCNNDetector
 from faceperf.pipeline.multitask import MultitaskAnalyzer
 from faceperf.pipeline.profiler import StageProfiler
-from faceperf.pipeline.retinaface_detector import RetinaFaceDetector
+from faceperf.pipeline.retinaface_detector import RetinaFaceDetector, RetinaFaceSettings
 from faceperf.runtime.artifact_ref import ArtifactRef
 from faceperf.runtime.backends import BackendChoice
 
@@ -98,33 +97,27 @@ def test_open_checks_the_hash_unless_told_not_to(artifacts_dir, tmp_path):
 
 
 @pytest.mark.parametrize("wrapper", SINGLE_MODEL_WRAPPERS, ids=lambda w: w.__name__)
-def test_open_and_from_artifacts_give_runners_on_the_same_file(artifacts_dir, wrapper):
+def test_open_gives_a_runner_on_the_referenced_file(artifacts_dir, wrapper):
     profiler = StageProfiler()
     opened = wrapper.open(ArtifactRef(artifacts_dir, "baseline", threads=1), profiler=profiler)
-    loose = wrapper.from_artifacts(artifacts_dir, "baseline", "ort-cpu", 1)
-    assert opened.runner.source == loose.runner.source
     assert opened.runner.source == str(artifact_path(artifacts_dir, wrapper.artifact, "baseline"))
     assert opened.profiler is profiler
 
 
 def test_retinaface_open_takes_its_settings(artifacts_dir):
-    detector = RetinaFaceDetector.open(
-        ArtifactRef(artifacts_dir, "baseline", threads=1), confidence=0.7, input_size=320
-    )
-    assert (detector.confidence, detector.input_size) == (0.7, 320)
-    loose = RetinaFaceDetector.from_artifacts(
-        str(artifacts_dir), "baseline", threads=1, confidence=0.7, input_size=320
-    )
-    assert (loose.confidence, loose.input_size) == (0.7, 320)
+    settings = RetinaFaceSettings(confidence=0.7, input_size=320)
+    detector = RetinaFaceDetector.open(ArtifactRef(artifacts_dir, "baseline", threads=1), settings)
+    assert detector.settings is settings
+    assert detector.input_size == 320
 
 
-def test_mtcnn_open_and_from_artifacts_give_the_same_nets(artifacts_dir):
-    opened = MTCNNDetector.open(ArtifactRef(artifacts_dir), params=OPENFACE_PRESET, workers=1)
-    loose = MTCNNDetector.from_artifacts(artifacts_dir, params=OPENFACE_PRESET, workers=1)
+def test_mtcnn_open_takes_its_params_and_workers(artifacts_dir):
+    detector = MTCNNDetector.open(ArtifactRef(artifacts_dir), OPENFACE_PRESET, workers=1)
     for model in MODELS:
-        assert opened._nets[model].runner.source == loose._nets[model].runner.source
-    assert opened.params is loose.params is OPENFACE_PRESET
-    assert opened.workers == loose.workers == 1
+        source = detector._nets[model].runner.source
+        assert source == str(artifact_path(artifacts_dir, model, "optimized"))
+    assert detector.params is OPENFACE_PRESET
+    assert detector.workers == 1
 
 
 def test_mtcnn_with_several_workers_gives_each_session_one_thread(artifacts_dir):
@@ -135,43 +128,28 @@ def test_mtcnn_with_several_workers_gives_each_session_one_thread(artifacts_dir)
         assert session.get_session_options().intra_op_num_threads == 1
 
 
-def test_face_mirror_open_and_from_artifacts_give_the_same_models(artifacts_dir):
+def test_face_mirror_open_shares_one_ref_and_profiler(artifacts_dir):
     profiler = StageProfiler()
-    ref = ArtifactRef(artifacts_dir, threads=1)
-    opened = FaceMirrorLoop.open(ref, profiler=profiler, smoothing=5, interval=(3, 1, 6))
-    loose = FaceMirrorLoop.from_artifacts(
-        artifacts_dir, "optimized", "ort-cpu", profiler, 1, smoothing=5, interval=(3, 1, 6)
-    )
-    for part in ("detector", "landmarker", "analyzer"):
-        assert getattr(opened, part).runner.source == getattr(loose, part).runner.source
-        assert getattr(opened, part).profiler is profiler
-    assert (opened.smoothing, opened.interval) == (loose.smoothing, loose.interval)
-    assert opened.interval.start == 3 and opened.smoothing == 5
-
-
-def _keyword_defaults(function) -> dict[str, object]:
-    return {
-        name: p.default
-        for name, p in inspect.signature(function).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
+    settings = LoopSettings(smoothing=5, interval=(3, 1, 6))
+    loop = FaceMirrorLoop.open(ArtifactRef(artifacts_dir, threads=1), settings, profiler=profiler)
+    for part, model in (("detector", "retinaface"), ("landmarker", "star"), ("analyzer", "mtl")):
+        wrapper = getattr(loop, part)
+        assert wrapper.runner.source == str(artifact_path(artifacts_dir, model, "optimized"))
+        assert wrapper.profiler is profiler
+    assert loop.settings.interval == DetectionInterval(3, 1, 6)
+    assert loop.settings.smoothing == 5
 
 
 @pytest.mark.parametrize(
-    "wrapper",
-    [*SINGLE_MODEL_WRAPPERS, MTCNNDetector, FaceMirrorLoop],
-    ids=lambda w: w.__name__,
+    ("settings", "message"),
+    [
+        (lambda: RetinaFaceSettings(confidence=1.5), "confidence must lie in"),
+        (lambda: RetinaFaceSettings(input_size=0), "input_size must be positive"),
+        (lambda: LoopSettings(smoothing=0), "smoothing must be >= 1"),
+        (lambda: LoopSettings(interval=(9, 1, 8)), "minimum <= start <= maximum"),
+        (lambda: LoopSettings(track_margin=0), "must be positive"),
+    ],
 )
-def test_open_and_from_artifacts_default_to_the_constructor_settings(wrapper):
-    # The options are spelled out in three signatures; a default changed in one only would make
-    # the two ways of opening disagree.
-    # MTCNN's ``workers`` differs on purpose: None there picks default_workers(backend).
-    constructor = _keyword_defaults(wrapper.__init__)
-    constructor.pop("workers", None)
-    for method in (wrapper.open, wrapper.from_artifacts):
-        options = _keyword_defaults(method)
-        options.pop("workers", None)
-        shared = constructor.keys() & options.keys()
-        assert {k: options[k] for k in shared} == {k: constructor[k] for k in shared}, method
-    # Every setting the constructor takes (bar the runners) is an option of ``open``.
-    assert set(constructor) <= set(_keyword_defaults(wrapper.open))
+def test_settings_records_refuse_bad_values(settings, message):
+    with pytest.raises(ValueError, match=message):
+        settings()

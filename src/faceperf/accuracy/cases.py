@@ -30,7 +30,7 @@ from faceperf.pipeline.mtcnn_detector import (
 )
 from faceperf.pipeline.multitask import MultitaskAnalyzer
 from faceperf.pipeline.profiler import NullProfiler
-from faceperf.pipeline.retinaface_detector import RetinaFaceDetector
+from faceperf.pipeline.retinaface_detector import RetinaFaceDetector, RetinaFaceSettings
 from faceperf.pipeline.runner_io import run_batched
 from faceperf.pipeline.video import synthetic_frames
 from faceperf.runtime.artifact_ref import ArtifactRef
@@ -146,8 +146,10 @@ def _detections(found: list[Detection]) -> dict[str, np.ndarray]:
 
 def run_retinaface(candidate: Candidate) -> Outputs:
     runner = candidate.open("retinaface")
-    detector = RetinaFaceDetector(runner, input_size=RETINAFACE_SIZE)
-    wider = RetinaFaceDetector(runner, input_size=RETINAFACE_SIZE, confidence=WIDER_CONFIDENCE)
+    detector = RetinaFaceDetector(runner, RetinaFaceSettings(input_size=RETINAFACE_SIZE))
+    wider = RetinaFaceDetector(
+        runner, RetinaFaceSettings(input_size=RETINAFACE_SIZE, confidence=WIDER_CONFIDENCE)
+    )
     outputs: Outputs = {}
     for case, frame in detector_frames().items():
         found = detector.detect(frame)

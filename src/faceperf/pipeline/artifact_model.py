@@ -3,14 +3,12 @@ opening themselves from an artifact folder."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar, Self
 
 from faceperf.pipeline.profiler import NullProfiler, StageProfiler
 from faceperf.pipeline.runner_io import image_input
 from faceperf.pipeline.stage_names import stage_names
 from faceperf.runtime.artifact_ref import ArtifactRef
-from faceperf.runtime.backends import BackendChoice
 from faceperf.runtime.base import Runner
 
 
@@ -34,24 +32,11 @@ class ArtifactModel:
     def open(cls, ref: ArtifactRef, *, profiler: StageProfiler | None = None) -> Self:
         """Open ``<ref.directory>/<artifact>/<ref.variant>`` on ``ref.backend``.
 
-        Subclasses with settings of their own (the RetinaFace thresholds) override this with
-        those settings as keyword options.
+        Subclasses with settings of their own (the RetinaFace thresholds) override this to take
+        their settings record.
 
         Args:
             ref: the artifact folder, variant, backend and threads.
             profiler: stage timing (default: records nothing).
         """
         return cls(ref.open(cls.artifact), profiler=profiler)
-
-    @classmethod
-    def from_artifacts(
-        cls,
-        directory: Path | str,
-        variant: str = "optimized",
-        backend: str | BackendChoice = "ort-cpu",
-        threads: int | None = None,
-        *,
-        profiler: StageProfiler | None = None,
-    ) -> Self:
-        """``open`` with the artifact reference given as loose arguments (see ``ArtifactRef``)."""
-        return cls.open(ArtifactRef(Path(directory), variant, backend, threads), profiler=profiler)

@@ -40,7 +40,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -53,7 +52,6 @@ from faceperf.pipeline.profiler import PREPROCESSING, NullProfiler, StageProfile
 from faceperf.pipeline.retinaface_detector import RetinaFaceDetector
 from faceperf.pipeline.symmetry import midline, mirror_faces
 from faceperf.runtime.artifact_ref import ArtifactRef
-from faceperf.runtime.backends import BackendChoice
 
 MIRROR_OPERATION = "Mirror_preprocess"
 
@@ -167,15 +165,11 @@ def tracking_box(landmarks: np.ndarray, margin: float = 1.1) -> np.ndarray:
     return np.concatenate([centre - half, centre + half])
 
 
-class FaceMirrorLoop:
-    """Runs detection, tracking, landmarks, mirroring and MTL over a frame sequence.
+@dataclass(frozen=True)
+class LoopSettings:
+    """The loop's settings, the application's values by default.
 
     Args:
-        detector: has ``detect(frame) -> [Detection(box, score, ...)]`` (RetinaFaceDetector).
-        landmarker: has ``landmarks(frame, boxes (K, 4)) -> (K, 98, 2)`` (StarLandmarker).
-        analyzer: has ``analyze([BGR crops]) -> [FaceAttributes]`` (MultitaskAnalyzer).
-        profiler: times the mirroring as ``Mirror_preprocess``; the model wrappers time
-            themselves with the profiler they were built with.
         interval: the adaptive detection interval (start 2, minimum 1, maximum 8), as a
             DetectionInterval or a (start, minimum, maximum) tuple.
         smoothing: frames in the landmark moving average (1: no smoothing).
@@ -186,94 +180,72 @@ class FaceMirrorLoop:
         track_margin: side of the tracking box relative to the landmark box's larger side.
     """
 
+    interval: DetectionInterval = DetectionInterval()
+    smoothing: int = 3
+    stable_fraction: float = 0.05
+    min_face_size: float = 16.0
+    track_margin: float = 1.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.interval, DetectionInterval):
+            object.__setattr__(self, "interval", DetectionInterval(*self.interval))
+        if self.smoothing < 1:
+            raise ValueError(f"smoothing must be >= 1 frame, got {self.smoothing}")
+        if self.stable_fraction <= 0 or self.min_face_size <= 0 or self.track_margin <= 0:
+            raise ValueError(
+                "stable_fraction, min_face_size and track_margin must be positive, got "
+                f"{self.stable_fraction}, {self.min_face_size}, {self.track_margin}"
+            )
+
+
+class FaceMirrorLoop:
+    """Runs detection, tracking, landmarks, mirroring and MTL over a frame sequence.
+
+    Args:
+        detector: has ``detect(frame) -> [Detection(box, score, ...)]`` (RetinaFaceDetector).
+        landmarker: has ``landmarks(frame, boxes (K, 4)) -> (K, 98, 2)`` (StarLandmarker).
+        analyzer: has ``analyze([BGR crops]) -> [FaceAttributes]`` (MultitaskAnalyzer).
+        settings: the detection interval, smoothing and tracking thresholds.
+        profiler: times the mirroring as ``Mirror_preprocess``; the model wrappers time
+            themselves with the profiler they were built with.
+    """
+
     def __init__(
         self,
         detector: FaceDetector,
         landmarker: Landmarker,
         analyzer: Analyzer,
+        settings: LoopSettings = LoopSettings(),
         profiler: StageProfiler | None = None,
-        interval: DetectionInterval | tuple[int, int, int] = DetectionInterval(),
-        smoothing: int = 3,
-        stable_fraction: float = 0.05,
-        min_face_size: float = 16.0,
-        track_margin: float = 1.1,
     ) -> None:
-        if not isinstance(interval, DetectionInterval):
-            interval = DetectionInterval(*interval)
-        if smoothing < 1:
-            raise ValueError(f"smoothing must be >= 1 frame, got {smoothing}")
-        if stable_fraction <= 0 or min_face_size <= 0 or track_margin <= 0:
-            raise ValueError(
-                "stable_fraction, min_face_size and track_margin must be positive, got "
-                f"{stable_fraction}, {min_face_size}, {track_margin}"
-            )
         self.detector = detector
         self.landmarker = landmarker
         self.analyzer = analyzer
+        self.settings = settings
         self.profiler = profiler if profiler is not None else NullProfiler()
-        self.interval = interval
-        self.smoothing = smoothing
-        self.stable_fraction = stable_fraction
-        self.min_face_size = min_face_size
-        self.track_margin = track_margin
 
     @classmethod
     def open(
         cls,
         ref: ArtifactRef,
+        settings: LoopSettings = LoopSettings(),
         *,
         profiler: StageProfiler | None = None,
-        interval: DetectionInterval | tuple[int, int, int] = DetectionInterval(),
-        smoothing: int = 3,
-        stable_fraction: float = 0.05,
-        min_face_size: float = 16.0,
-        track_margin: float = 1.1,
     ) -> FaceMirrorLoop:
         """The loop over the three models of one artifact reference, all timed by ``profiler``.
 
         Args:
             ref: the artifact folder, and the variant, backend and threads of all three models.
+            settings: the loop's settings.
             profiler: receives every model's operations and ``Mirror_preprocess``.
-            interval, smoothing, stable_fraction, min_face_size, track_margin: the loop's
-                settings (see the class).
         """
         profiler = profiler if profiler is not None else NullProfiler()
         return cls(
             RetinaFaceDetector.open(ref, profiler=profiler),
             StarLandmarker.open(ref, profiler=profiler),
             MultitaskAnalyzer.open(ref, profiler=profiler),
+            settings,
             profiler=profiler,
-            interval=interval,
-            smoothing=smoothing,
-            stable_fraction=stable_fraction,
-            min_face_size=min_face_size,
-            track_margin=track_margin,
-        )
-
-    @classmethod
-    def from_artifacts(
-        cls,
-        directory: Path | str,
-        variant: str = "optimized",
-        backend: str | BackendChoice = "ort-cpu",
-        profiler: StageProfiler | None = None,
-        threads: int | None = None,
-        *,
-        interval: DetectionInterval | tuple[int, int, int] = DetectionInterval(),
-        smoothing: int = 3,
-        stable_fraction: float = 0.05,
-        min_face_size: float = 16.0,
-        track_margin: float = 1.1,
-    ) -> FaceMirrorLoop:
-        """``open`` with the artifact reference given as loose arguments (see ``ArtifactRef``)."""
-        return cls.open(
-            ArtifactRef(Path(directory), variant, backend, threads),
-            profiler=profiler,
-            interval=interval,
-            smoothing=smoothing,
-            stable_fraction=stable_fraction,
-            min_face_size=min_face_size,
-            track_margin=track_margin,
         )
 
     def run(self, frames: Iterable[np.ndarray]) -> Iterator[FrameResult]:
@@ -282,8 +254,8 @@ class FaceMirrorLoop:
         Args:
             frames: BGR uint8 (H, W, 3) frames.
         """
-        track = _Track(interval=self.interval.start, smoothing=self.smoothing)
-        track.restart(self.interval.start)
+        track = _Track(interval=self.settings.interval.start, smoothing=self.settings.smoothing)
+        track.restart(self.settings.interval.start)
         for index, frame in enumerate(frames):
             yield self._step(index, as_bgr(frame, f"frame {index}"), track)
 
@@ -293,7 +265,7 @@ class FaceMirrorLoop:
         if detected:
             chosen, continuing = self._choose(self.detector.detect(frame), track.box)
             if not continuing:
-                track.restart(self.interval.start)
+                track.restart(self.settings.interval.start)
             if chosen is None:
                 return FrameResult(index, True, None, None, None, None)
             box = np.asarray(chosen.box, np.float64)
@@ -312,13 +284,13 @@ class FaceMirrorLoop:
             track.last_detection = index
         lost = self._lost(raw, bounds, frame.shape)
         if lost:
-            track.restart(self.interval.start)
+            track.restart(self.settings.interval.start)
         else:
-            track.box = tracking_box(raw, self.track_margin)
+            track.box = tracking_box(raw, self.settings.track_margin)
         if not _mirrorable(smoothed):
             # Broken landmarks (non-finite, or no midline) cannot be mirrored: report the box
             # and move on; the track is already lost or ends here.
-            track.restart(self.interval.start)
+            track.restart(self.settings.interval.start)
             finite = smoothed if np.all(np.isfinite(smoothed)) else None
             return FrameResult(index, detected, box, finite, None, None)
         with self.profiler.stage(MIRROR_OPERATION, PREPROCESSING):
@@ -343,10 +315,10 @@ class FaceMirrorLoop:
     def _adapt(self, track: _Track, centre: np.ndarray, size: float) -> None:
         previous_centre, previous_size = track.anchor
         moved = float(np.hypot(*(centre - previous_centre)))
-        if moved < self.stable_fraction * previous_size:
-            track.interval = min(track.interval + 1, self.interval.maximum)
+        if moved < self.settings.stable_fraction * previous_size:
+            track.interval = min(track.interval + 1, self.settings.interval.maximum)
         else:
-            track.interval = max(track.interval - 1, self.interval.minimum)
+            track.interval = max(track.interval - 1, self.settings.interval.minimum)
 
     def _lost(self, raw: np.ndarray, bounds: np.ndarray, shape: tuple[int, ...]) -> bool:
         if not np.all(np.isfinite(raw)):
@@ -354,4 +326,4 @@ class FaceMirrorLoop:
         height, width = shape[:2]
         cx, cy = (bounds[:2] + bounds[2:]) / 2
         inside = 0.0 <= cx < width and 0.0 <= cy < height
-        return not inside or float(np.min(bounds[2:] - bounds[:2])) < self.min_face_size
+        return not inside or float(np.min(bounds[2:] - bounds[:2])) < self.settings.min_face_size

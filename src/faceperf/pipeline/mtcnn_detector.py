@@ -29,7 +29,6 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TypeVar
 
 import cv2
@@ -354,8 +353,8 @@ class MTCNNDetector:
     def open(
         cls,
         ref: ArtifactRef,
-        *,
         params: MTCNNParams = FACENET_DEFAULTS,
+        *,
         profiler: StageProfiler | None = None,
         workers: int | None = None,
     ) -> MTCNNDetector:
@@ -375,21 +374,6 @@ class MTCNNDetector:
             ref = replace(ref, threads=1)
         runners = [ref.open(m) for m in MODELS]
         return cls(*runners, params=params, profiler=profiler, workers=workers)
-
-    @classmethod
-    def from_artifacts(
-        cls,
-        directory: Path | str,
-        variant: str = "optimized",
-        backend: str | BackendChoice = "ort-cpu",
-        params: MTCNNParams = FACENET_DEFAULTS,
-        threads: int | None = None,
-        profiler: StageProfiler | None = None,
-        workers: int | None = None,
-    ) -> MTCNNDetector:
-        """``open`` with the artifact reference given as loose arguments (see ``ArtifactRef``)."""
-        ref = ArtifactRef(Path(directory), variant, backend, threads)
-        return cls.open(ref, params=params, profiler=profiler, workers=workers)
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Faces in one frame, best score first.

@@ -7,7 +7,7 @@ frame, or a letterbox of ``input_size`` when one is given.
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Self
 
 import numpy as np
@@ -23,7 +23,6 @@ from faceperf.pipeline.profiler import POSTPROCESSING, PREPROCESSING, StageProfi
 from faceperf.pipeline.runner_io import image_input, run_batched
 from faceperf.pipeline.stage_names import RETINAFACE
 from faceperf.runtime.artifact_ref import ArtifactRef
-from faceperf.runtime.backends import BackendChoice
 from faceperf.runtime.base import Runner
 
 # The checkpoint was trained with these box-coding variances (centre, size).
@@ -91,16 +90,38 @@ def encode_landmarks(points: np.ndarray, priors: np.ndarray, size: tuple[int, in
     return offsets.reshape(-1, 10)
 
 
-class RetinaFaceDetector(ArtifactModel):
-    """Faces in a BGR frame, from a RetinaFace artifact.
+@dataclass(frozen=True)
+class RetinaFaceSettings:
+    """The detector's thresholds and input size, the application's values by default.
 
     Args:
-        runner: a loaded ``retinaface`` artifact (outputs ``loc``, ``conf``, ``landms``).
         confidence: detections scoring below this are dropped (after NMS).
         nms_threshold: IoU ("+1 pixel" areas) above which a lower-scoring box is suppressed.
         candidate_threshold: anchors scoring at or below this are not decoded.
         input_size: for a dynamic-size artifact, letterbox frames into this square instead of
             feeding them whole; must equal the input size of a fixed-size artifact.
+    """
+
+    confidence: float = 0.5
+    nms_threshold: float = 0.4
+    candidate_threshold: float = 0.02
+    input_size: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("confidence", "nms_threshold", "candidate_threshold"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        if self.input_size is not None and self.input_size <= 0:
+            raise ValueError(f"input_size must be positive, got {self.input_size}")
+
+
+class RetinaFaceDetector(ArtifactModel):
+    """Faces in a BGR frame, from a RetinaFace artifact.
+
+    Args:
+        runner: a loaded ``retinaface`` artifact (outputs ``loc``, ``conf``, ``landms``).
+        settings: thresholds and input size.
         profiler: times ``RetinaFace_preprocess``, ``RetinaFace_<backend>`` and
             ``RetinaFace_postprocess`` (default: records nothing).
     """
@@ -111,70 +132,23 @@ class RetinaFaceDetector(ArtifactModel):
     def __init__(
         self,
         runner: Runner,
-        confidence: float = 0.5,
-        nms_threshold: float = 0.4,
-        candidate_threshold: float = 0.02,
-        input_size: int | None = None,
+        settings: RetinaFaceSettings = RetinaFaceSettings(),
         profiler: StageProfiler | None = None,
     ) -> None:
-        for name, value in (
-            ("confidence", confidence),
-            ("nms_threshold", nms_threshold),
-            ("candidate_threshold", candidate_threshold),
-        ):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {value}")
         self._attach(runner, profiler)
-        self.confidence = confidence
-        self.nms_threshold = nms_threshold
-        self.candidate_threshold = candidate_threshold
-        self.input_size = _letterbox_size(runner, input_size)
+        self.settings = settings
+        self.input_size = _letterbox_size(runner, settings.input_size)
 
     @classmethod
     def open(
         cls,
         ref: ArtifactRef,
+        settings: RetinaFaceSettings = RetinaFaceSettings(),
         *,
         profiler: StageProfiler | None = None,
-        confidence: float = 0.5,
-        nms_threshold: float = 0.4,
-        candidate_threshold: float = 0.02,
-        input_size: int | None = None,
     ) -> Self:
-        """The detector on ``<ref.directory>/retinaface/<ref.variant>``; the settings are the
-        constructor's."""
-        return cls(
-            ref.open(cls.artifact),
-            confidence=confidence,
-            nms_threshold=nms_threshold,
-            candidate_threshold=candidate_threshold,
-            input_size=input_size,
-            profiler=profiler,
-        )
-
-    @classmethod
-    def from_artifacts(
-        cls,
-        directory: Path | str,
-        variant: str = "optimized",
-        backend: str | BackendChoice = "ort-cpu",
-        threads: int | None = None,
-        *,
-        profiler: StageProfiler | None = None,
-        confidence: float = 0.5,
-        nms_threshold: float = 0.4,
-        candidate_threshold: float = 0.02,
-        input_size: int | None = None,
-    ) -> Self:
-        """``open`` with the artifact reference given as loose arguments (see ``ArtifactRef``)."""
-        return cls.open(
-            ArtifactRef(Path(directory), variant, backend, threads),
-            profiler=profiler,
-            confidence=confidence,
-            nms_threshold=nms_threshold,
-            candidate_threshold=candidate_threshold,
-            input_size=input_size,
-        )
+        """The detector on ``<ref.directory>/retinaface/<ref.variant>``."""
+        return cls(ref.open(cls.artifact), settings, profiler=profiler)
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Faces in a BGR uint8 frame (H, W, 3), best score first.
@@ -202,12 +176,12 @@ class RetinaFaceDetector(ArtifactModel):
         # boxes below the confidence cannot change which boxes above it survive: dropping them
         # first gives the same detections and shrinks NMS from hundreds of candidates to tens.
         candidates = np.flatnonzero(
-            (scores > self.candidate_threshold) & (scores >= self.confidence)
+            (scores > self.settings.candidate_threshold) & (scores >= self.settings.confidence)
         )
         priors = prior_boxes(height, width)[candidates]
         size = (width, height)
         boxes = decode_boxes(outputs["loc"][0, candidates], priors, size)
-        keep = nms(boxes, scores[candidates], self.nms_threshold, plus_one=True)
+        keep = nms(boxes, scores[candidates], self.settings.nms_threshold, plus_one=True)
         points = decode_landmarks(outputs["landms"][0, candidates[keep]], priors[keep], size)
         # The letterbox put the frame at the top-left, so mapping back is a pure scale.
         scale = 1.0 if self.input_size is None else inputs.letterbox_scale(*frame_hw, height)
@@ -223,8 +197,6 @@ def _letterbox_size(runner: Runner, requested: int | None) -> int | None:
     height, width = info.shape[2:]
     fixed = [isinstance(d, int) for d in (height, width)]
     if not any(fixed):
-        if requested is not None and requested <= 0:
-            raise ValueError(f"input_size must be positive, got {requested}")
         return requested
     if not all(fixed) or height != width:
         raise ArtifactError(
