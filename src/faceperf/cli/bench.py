@@ -253,8 +253,8 @@ def _speedups(args: argparse.Namespace) -> int:
 def _mtcnn(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    from faceperf.bench.throughput.detector import measure_throughput
     from faceperf.pipeline.frames import read_image
-    from faceperf.pipeline.mtcnn_bench import measure_throughput
     from faceperf.pipeline.mtcnn_detector import PRESETS, MTCNNDetector
 
     frames = [read_image(path) for path in args.images]

@@ -159,10 +159,10 @@ def _landmarks(args: argparse.Namespace) -> int:
 
 
 def _pipeline(args: argparse.Namespace) -> int:
+    from faceperf.bench.throughput.framerate import measure_frame_rate
     from faceperf.fileio import atomic_write_bytes, atomic_write_json
     from faceperf.pipeline import video
     from faceperf.pipeline.face_mirror import FaceMirrorLoop
-    from faceperf.pipeline.framerate import measure_frame_rate
     from faceperf.pipeline.profiler import StageProfiler
     from faceperf.pipeline.results_csv import write_results
 

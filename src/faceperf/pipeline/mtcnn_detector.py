@@ -15,7 +15,8 @@ OpenCV's fractional INTER_AREA weights). Every such mean is a rectangle sum, so 
 of the frame serves all pyramid levels and all R-Net/O-Net crops: the sums are exact integers and
 the means are computed in float32, so no intermediate is ever rounded back to uint8 (the
 "resize uint8 first" fault cannot occur) and the result equals area-resizing the float frame.
-It is also much cheaper than resampling the full float frame once per level (see mtcnn_bench).
+It is also much cheaper than resampling the full float frame once per level (measured with
+bench/throughput/detector.py).
 
 Cross-frame batching (``detect_batch``): P-Net per frame, then every frame's R-Net candidates in
 one batch, then every O-Net candidate in one batch, regrouped per frame. A frame's result does not

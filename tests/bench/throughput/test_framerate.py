@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import pytest
 
-from faceperf.pipeline.framerate import FrameRate, measure_frame_rate
+from faceperf.bench.throughput.framerate import FrameRate, measure_frame_rate
 from faceperf.pipeline.profiler import MODEL_INFERENCE, PREPROCESSING, StageProfiler
 
 

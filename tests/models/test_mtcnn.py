@@ -1,6 +1,6 @@
 """MTCNN P/R/O-Net structure, export and conversion, on seeded random weights.
 
-The real facenet-pytorch weights are exercised in test_weights_packaged.py.
+The real facenet-pytorch weights are exercised in tests/weights/test_packaged.py.
 """
 
 from __future__ import annotations

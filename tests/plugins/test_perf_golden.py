@@ -24,7 +24,7 @@ and the run costs no Python start-up.
 
 Regenerate the golden files after an intended change of the report (then review their diff):
 
-    FACEPERF_UPDATE_GOLDEN=1 .venv/bin/pytest -q tests/plugins/test_perf_plugin_golden.py
+    FACEPERF_UPDATE_GOLDEN=1 .venv/bin/pytest -q tests/plugins/test_perf_golden.py
 """
 
 from __future__ import annotations
