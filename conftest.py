@@ -10,12 +10,12 @@ pytest_plugins = ["faceperf.plugins.perf", "faceperf.plugins.accuracy"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("faceperf")
-    group.addoption(
-        "--artifacts",
-        type=Path,
-        default=None,
-        help="artifact folder the tests read (default: weights/build, built if stale)",
+    from faceperf.cli.options import add_artifacts
+
+    add_artifacts(
+        parser.getgroup("faceperf"),
+        help="artifact folder the tests read",
+        unset="weights/build, built if stale",
     )
 
 

@@ -105,12 +105,16 @@ def test_malformed_records_are_refused():
         WeightSource("real", {"kind": "surrogate"})
 
 
-def test_reads_by_json_key_still_answer_for_the_readers_not_moved_yet():
-    record = WeightSource.from_json(REAL)
-    assert record["kind"] == "real" and record["sha256"] == REAL["sha256"]
-    assert record.get("seed", 7) == 7
-    with pytest.raises(KeyError):
-        record["seed"]
+def test_the_record_is_read_through_its_properties_not_by_json_key():
+    record = WeightSource.from_json({**REAL, "committed": True})
+    assert (record.kind, record.sha256, record.committed, record.seed) == (
+        "real",
+        REAL["sha256"],
+        True,
+        None,
+    )
+    with pytest.raises(TypeError):
+        record["kind"]
 
 
 def _manifest_doc() -> dict:

@@ -27,13 +27,14 @@ from faceperf.accuracy.cases import (
     retinaface_anchor_sample,
     run_subject,
 )
+from faceperf.artifacts.layout import Variant
 from faceperf.artifacts.manifest import Manifest, read_manifest
 from faceperf.errors import FaceperfError
 from faceperf.fileio import atomic_write_bytes
 from faceperf.paths import fixtures_dir
 from faceperf.weights.provenance import WeightSource
 
-REFERENCE_VARIANT = "baseline"
+REFERENCE_VARIANT = Variant.BASELINE
 FORMAT_VERSION = 1
 _PROVENANCE = "provenance"
 _VERSIONED = ("numpy", "onnxruntime", "opencv-python-headless", "faceperf")

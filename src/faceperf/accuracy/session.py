@@ -17,12 +17,13 @@ from faceperf.accuracy.compare import Measurement, compare, unjudged_checks
 from faceperf.accuracy.references import ReferenceSet, check_weights, read_reference
 from faceperf.accuracy.tolerances import Tolerances, load_tolerances
 from faceperf.artifacts.conformance import Finding, check_artifact
+from faceperf.artifacts.layout import Variant
 from faceperf.artifacts.manifest import Manifest, read_manifest
 from faceperf.models.registry import default_registry
 from faceperf.runtime.backends import BackendChoice, backend_name, parse_backend
 from faceperf.runtime.coreml_backend import coreml_unavailable_reason
 
-COREML_VARIANT = "coreml"
+COREML_VARIANT = Variant.COREML
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from faceperf.artifacts.layout import VARIANTS
 from faceperf.errors import FaceperfError
 from faceperf.paths import repo_root
-
-VARIANTS = ("baseline", "optimized", "optimized_fp16", "coreml")
 
 
 class TolerancesError(FaceperfError):
@@ -79,7 +78,7 @@ class Tolerances:
     def limit(self, section: str, key: str, variant: str) -> Limit:
         if (section, key, variant) not in self.values:
             raise TolerancesError(
-                f"{self.path}: no limit [{section}] {key} for variant {variant!r}"
+                f"{self.path}: no limit [{section}] {key} for variant '{variant}'"
             )
         lower, unit = _SCHEMA[section][key]
         name = "snr_db" if section == "snr_db" else key

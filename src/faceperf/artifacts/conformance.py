@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from faceperf.artifacts.layout import artifact_path
+from faceperf.artifacts.layout import Variant, artifact_path
 from faceperf.artifacts.manifest import Manifest, TensorInfo, VariantRecord, read_manifest
 from faceperf.fileio import sha256_path
 from faceperf.models.registry import ModelRegistry, ModelSpec, default_registry
@@ -86,7 +86,7 @@ def check_artifact(
 
 def expected_input(spec: ModelSpec, variant: str) -> tuple[int | None, ...]:
     """The input shape a variant must have, None where the axis must be dynamic."""
-    dynamic = spec.baseline_dynamic if variant == "baseline" else spec.fixed_dynamic
+    dynamic = spec.baseline_dynamic if variant == Variant.BASELINE else spec.fixed_dynamic
     return tuple(None if axis in dynamic else size for axis, size in enumerate(spec.fixed_shape))
 
 

@@ -113,7 +113,7 @@ class Manifest:
             )
         variants = self.models[model].variants
         if variant not in variants:
-            raise ArtifactError(f"manifest has no variant {variant!r} of {model!r}")
+            raise ArtifactError(f"manifest has no variant '{variant}' of {model!r}")
         return variants[variant]
 
     def surrogate_models(self, models: Iterable[str]) -> list[str]:

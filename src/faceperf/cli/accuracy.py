@@ -10,8 +10,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from faceperf.artifacts.layout import Variant
 from faceperf.cli.exits import EXIT_FAILED, EXIT_OK
-from faceperf.cli.options import add_artifacts, add_backend, add_json, add_subjects, add_variants
+from faceperf.cli.options import (
+    add_artifacts,
+    add_backend,
+    add_json,
+    add_subjects,
+    add_variants,
+    variant_name,
+)
 
 if TYPE_CHECKING:
     from faceperf.accuracy.localize.result import Localization
@@ -58,18 +66,22 @@ def _add_localize(sub: argparse._SubParsersAction) -> None:
         help="name the operation where a candidate's outputs start to diverge (exit 0 either way)",
     )
     add_artifacts(localize, "--candidate", required=True, help="artifact folder")
-    # Names checked by the library, not by choices: a bad name is one line, like every other
-    # error (and the candidate's folder, not a variant list, says what exists).
+    # The model is checked by the library, not by choices: the candidate's folder, not the
+    # registry, says which models exist.
     localize.add_argument("--model", required=True, help="retinaface, star, mtl, mtcnn_pnet, ...")
     localize.add_argument(
-        "--variant", default="optimized", help="the candidate's variant (coreml: macOS only)"
+        "--variant",
+        type=variant_name,
+        default=Variant.OPTIMIZED,
+        help="the candidate's variant (coreml: macOS only)",
     )
     # Not the shared artifact-folder option: left unset, the coreml variant is compared with
     # the candidate's own package on CPU_ONLY rather than with weights/build.
     localize.add_argument("--reference", type=Path, default=None, help="default: weights/build")
     localize.add_argument(
         "--reference-variant",
-        default="baseline",
+        type=variant_name,
+        default=Variant.BASELINE,
         help="ONNX variants; for coreml the reference is the package on CPU_ONLY",
     )
     localize.add_argument(

@@ -4,6 +4,7 @@ artifacts and the surrogate weights they may be built from."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -132,13 +133,7 @@ def _build_working_tree(args: argparse.Namespace) -> int:
         if not stale:
             print(f"artifacts in {request.out} are up to date")
             return EXIT_OK
-        request = BuildRequest(
-            out=request.out,
-            models=stale,
-            policy=request.policy,
-            weights_dir=request.weights_dir,
-            seed=request.seed,
-        )
+        request = dataclasses.replace(request, models=stale)
     manifest = build_artifacts(request, progress=True)
     for name in request.models:
         print(f"built {name:<11} weights: {_weights_label(manifest.models[name].weights)}")

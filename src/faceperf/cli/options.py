@@ -14,9 +14,9 @@ import argparse
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from faceperf.artifacts.layout import VARIANTS
+from faceperf.artifacts.layout import VARIANTS, Variant
 from faceperf.errors import BackendUnavailableError, FaceperfError
 from faceperf.paths import default_artifacts_dir
 from faceperf.runtime.backends import BackendChoice, parse_backend
@@ -36,11 +36,12 @@ def comma_list(what: str, known: Callable[[], Sequence[str]]) -> Callable[[str],
 
     Args:
         what: the kind of name, for the message ("model", "subject").
-        known: the valid names.
+        known: the valid names; the parsed list holds these objects (a ``Variant`` for a
+            variant name).
     """
 
     def parse(text: str) -> list[str]:
-        valid = list(known())
+        valid = {str(name): name for name in known()}
         names = [n.strip() for n in text.split(",") if n.strip()]
         unknown = [n for n in names if n not in valid]
         if unknown or not names:
@@ -48,9 +49,17 @@ def comma_list(what: str, known: Callable[[], Sequence[str]]) -> Callable[[str],
             raise argparse.ArgumentTypeError(
                 f"unknown {what}(s) {given}; expected a comma-separated list of: {', '.join(valid)}"
             )
-        return names
+        return [valid[n] for n in names]
 
     return parse
+
+
+def variant_name(text: str) -> Variant:
+    """An argparse type for one artifact variant."""
+    try:
+        return Variant.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _model_names() -> Sequence[str]:
@@ -159,44 +168,79 @@ def _accepted_pair_usage(item: str) -> tuple[str, str]:
 # --- options ----------------------------------------------------------------------------------
 
 
+class OptionTarget(Protocol):
+    """Where an option is added: an argparse parser (``add_argument``) or a pytest option
+    group (``addoption``, same keywords)."""
+
+
+def _adder(target: OptionTarget) -> Callable[..., object]:
+    adder = getattr(target, "addoption", None) or getattr(target, "add_argument", None)
+    if adder is None:
+        raise TypeError(f"{target!r} takes no options: expected a parser or a pytest group")
+    return adder
+
+
 def add_artifacts(
-    parser: argparse.ArgumentParser,
+    target: OptionTarget,
     *flags: str,
     help: str = "artifact folder",
     required: bool = False,
+    unset: str | None = None,
 ) -> None:
     """An artifact folder as a Path: ``--artifacts`` unless other ``flags`` are given (the
-    first names the attribute). Unless required it defaults to weights/build, resolved when the
-    parser is built (``$FACEPERF_ROOT`` moves it)."""
+    first names the attribute).
+
+    Args:
+        target: an argparse parser or a pytest option group.
+        flags: the option's names.
+        help: what the folder is.
+        required: the option must be given.
+        unset: left unset, the option is None and this says what the caller does then (the
+            pytest options: build weights/build when stale); without it the default is
+            weights/build, resolved when the parser is built (``$FACEPERF_ROOT`` moves it).
+    """
     flags = flags or ("--artifacts",)
+    add = _adder(target)
     if required:
-        parser.add_argument(*flags, type=Path, required=True, metavar="DIR", help=help)
-        return
-    parser.add_argument(
-        *flags,
-        type=Path,
-        default=default_artifacts_dir(),
-        metavar="DIR",
-        help=f"{help} (default: weights/build)",
-    )
+        add(*flags, type=Path, required=True, metavar="DIR", help=help)
+    elif unset is not None:
+        add(*flags, type=Path, default=None, metavar="DIR", help=f"{help} (default: {unset})")
+    else:
+        add(
+            *flags,
+            type=Path,
+            default=default_artifacts_dir(),
+            metavar="DIR",
+            help=f"{help} (default: weights/build)",
+        )
 
 
-def add_backend(parser: argparse.ArgumentParser, help: str | None = None) -> None:
-    """``--backend``, parsed into a ``BackendChoice`` (default ort-cpu)."""
-    parser.add_argument(
-        "--backend",
-        type=backend_choice,
-        default="ort-cpu",  # a string default goes through the type too
+def add_backend(target: OptionTarget, flag: str = "--backend", help: str | None = None) -> None:
+    """A runtime backend, parsed into a ``BackendChoice`` (default ort-cpu).
+
+    From the CLI (``--backend``) a bad name is the one-line error every unavailable backend
+    gives; under pytest (a ``--perf-backend`` or ``--accuracy-backend`` group option) it is a
+    usage error naming the option.
+    """
+    under_pytest = hasattr(target, "addoption")
+    _adder(target)(
+        flag,
+        type=backend_choice_usage if under_pytest else backend_choice,
+        default="ort-cpu",  # a string default goes through the type too: a BackendChoice
         help=help
         or "runtime backend: ort-cpu (default), ort-coreml, ort-cuda, coreml or torch; coreml "
         "and ort-coreml take compute units as coreml:CPU_ONLY",
     )
 
 
-def add_variant(parser: argparse.ArgumentParser, default: str = "optimized") -> None:
-    """``--variant``: one artifact variant."""
+def add_variant(parser: argparse.ArgumentParser, default: Variant = Variant.OPTIMIZED) -> None:
+    """``--variant``: one artifact variant, parsed into a ``Variant``."""
     parser.add_argument(
-        "--variant", default=default, choices=VARIANTS, help=f"artifact variant (default {default})"
+        "--variant",
+        type=variant_name,
+        default=default,
+        metavar="{" + ",".join(VARIANTS) + "}",
+        help=f"artifact variant (default {default})",
     )
 
 

@@ -30,30 +30,20 @@ _DETECTORS = ("mtcnn", "retinaface")
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``detect``, ``landmarks``, ``pipeline`` and ``video make`` to the top-level
     commands."""
-    detect = commands.add_parser("detect", help="find faces in an image")
-    detect.add_argument("--model", choices=_DETECTORS, default="mtcnn")
-    detect.add_argument("--image", required=True)
-    add_mtcnn_preset(
-        detect,
-        default="facenet",
-        help="MTCNN parameters: facenet-pytorch's (min face 20) or Face Mirror's (60)",
-    )
-    add_json(detect)
-    add_runtime_options(detect)
-    detect.set_defaults(func=_detect)
-
-    landmarks = commands.add_parser("landmarks", help="98 STAR landmarks of each face")
-    landmarks.add_argument("--image", required=True)
-    landmarks.add_argument(
-        "--model",
-        choices=_DETECTORS,
-        default="mtcnn",
-        help="the detector that finds the faces (mtcnn has real weights)",
-    )
-    add_mtcnn_preset(landmarks, default="facenet", help="MTCNN parameters (with --model mtcnn)")
-    add_json(landmarks)
-    add_runtime_options(landmarks)
-    landmarks.set_defaults(func=_landmarks)
+    _add_image_command(
+        commands,
+        "detect",
+        "find faces in an image",
+        model_help="the detector",
+        preset_help="MTCNN parameters: facenet-pytorch's (min face 20) or Face Mirror's (60)",
+    ).set_defaults(func=_detect)
+    _add_image_command(
+        commands,
+        "landmarks",
+        "98 STAR landmarks of each face",
+        model_help="the detector that finds the faces",
+        preset_help="MTCNN parameters (with --model mtcnn)",
+    ).set_defaults(func=_landmarks)
 
     _add_pipeline(commands)
 
@@ -65,6 +55,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--fps", type=int, default=30)
     make.set_defaults(func=_video_make)
+
+
+def _add_image_command(
+    commands: argparse._SubParsersAction, name: str, help: str, *, model_help: str, preset_help: str
+) -> argparse.ArgumentParser:
+    """A command over one image's faces: the image, the detector and the runtime."""
+    parser = commands.add_parser(name, help=help)
+    parser.add_argument("--image", required=True)
+    parser.add_argument("--model", choices=_DETECTORS, default="mtcnn", help=model_help)
+    add_mtcnn_preset(parser, default="facenet", help=preset_help)
+    add_json(parser)
+    add_runtime_options(parser)
+    return parser
 
 
 def _add_pipeline(commands: argparse._SubParsersAction) -> None:

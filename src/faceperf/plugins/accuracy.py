@@ -9,23 +9,22 @@ from pathlib import Path
 import pytest
 
 from faceperf.accuracy.tolerances import Tolerances, TolerancesError, load_tolerances
-from faceperf.cli.options import backend_choice_usage
+from faceperf.cli.options import add_artifacts, add_backend
 
 _TOLERANCES = pytest.StashKey[Tolerances]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("faceperf accuracy")
-    group.addoption(
+    add_artifacts(
+        group,
         "--candidate",
-        type=Path,
-        default=None,
-        help="artifact folder under review (default: the default artifact set, --artifacts)",
+        help="artifact folder under review",
+        unset="the default artifact set, --artifacts",
     )
-    group.addoption(
+    add_backend(
+        group,
         "--accuracy-backend",
-        type=backend_choice_usage,
-        default="ort-cpu",  # a string default goes through the type too: a BackendChoice
         help="backend the ONNX variants run on (ort-cpu, ort-coreml, ort-cuda); the coreml "
         "variant always runs on Core ML",
     )

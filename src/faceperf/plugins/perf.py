@@ -22,7 +22,7 @@ from faceperf.bench.gate.canary import Canary
 from faceperf.bench.gate.paths import baseline_path
 from faceperf.bench.gate.storage import faceperf_machine_info
 from faceperf.bench.hardware import HardwareProfile, detect_profile, runtime_versions
-from faceperf.cli.options import at_least, backend_choice_usage, benchmark_list, positive_seconds
+from faceperf.cli.options import add_backend, at_least, benchmark_list, positive_seconds
 from faceperf.paths import repo_root
 
 _PROFILE = pytest.StashKey[HardwareProfile]()
@@ -36,10 +36,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--perf-profile", default=None, help="force the hardware profile name (default: detected)"
     )
-    group.addoption(
+    add_backend(
+        group,
         "--perf-backend",
-        type=backend_choice_usage,
-        default="ort-cpu",  # a string default goes through the type too: a BackendChoice
         help="runtime backend the perf tests measure (default ort-cpu); coreml and ort-coreml "
         "take compute units as coreml:CPU_ONLY",
     )

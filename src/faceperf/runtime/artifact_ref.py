@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceperf.artifacts.layout import VARIANTS
+from faceperf.artifacts.layout import Variant
 from faceperf.errors import ArtifactError
 from faceperf.runtime.backends import BackendChoice, parse_backend
 from faceperf.runtime.base import Runner
@@ -26,7 +26,8 @@ class ArtifactRef:
 
     Args:
         directory: an artifact folder in the contract's layout (a string is taken too).
-        variant: ``baseline``, ``optimized``, ``optimized_fp16`` or ``coreml``.
+        variant: a ``Variant``, or its name (``baseline``, ``optimized``, ``optimized_fp16``,
+            ``coreml``); stored parsed.
         backend: ``ort-cpu``, ``coreml:CPU_ONLY`` ... or a parsed ``BackendChoice``; stored
             parsed, so a bad name fails here rather than when the first model opens.
         threads: intra-op threads for ONNX Runtime; None lets it choose.
@@ -38,19 +39,20 @@ class ArtifactRef:
     """
 
     directory: Path
-    variant: str = "optimized"
+    variant: Variant = Variant.OPTIMIZED
     backend: BackendChoice = DEFAULT_BACKEND
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ArtifactError(
-                f"unknown variant {self.variant!r}; expected one of: {', '.join(VARIANTS)}"
-            )
+        try:
+            variant = Variant.parse(self.variant)
+        except ValueError as err:
+            raise ArtifactError(str(err)) from None
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads {self.threads}: expected at least 1, or None")
         # Callers pass the loose forms the CLI and pytest options produce; store one form.
         object.__setattr__(self, "directory", Path(self.directory))
+        object.__setattr__(self, "variant", variant)
         object.__setattr__(self, "backend", parse_backend(self.backend))
 
     def open(self, model: str, verify: bool = True) -> Runner:

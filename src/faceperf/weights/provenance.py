@@ -92,6 +92,12 @@ class WeightSource:
         return self.detail.get("file")
 
     @property
+    def committed(self) -> bool:
+        """A real checkpoint that is faceperf's own copy in ``weights/real/`` (its ``file`` is
+        relative to the repository, not to ``weights/``)."""
+        return bool(self.detail.get("committed"))
+
+    @property
     def sha256(self) -> str | None:
         """A real checkpoint's sha256 (None for other kinds: a package has ``wheel_sha256``
         and ``file_sha256``, a surrogate ``calibration_sha256``)."""
@@ -116,13 +122,3 @@ class WeightSource:
             fitted = "fitted-" if self.fitted else ""
             return f"{fitted}surrogate(seed={self.seed})"
         return self.kind
-
-    # --- reads by JSON key -----------------------------------------------------------------------
-    # Only for readers that still index the record like the manifest's JSON object
-    # (bench/speedups/models.py ``open_eager_runner``); new code asks the properties above.
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_json()[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.to_json().get(key, default)

@@ -102,14 +102,14 @@ def real_checkpoint(spec: ModelSpec, directory: Path | None = None) -> RealCheck
     assert spec.checkpoint is not None
     user = (directory or weights_dir()) / spec.checkpoint.filename
     if user.exists():
-        return RealCheckpoint(user, sha256_path(user), committed=False)
+        return RealCheckpoint(user, _file_digest(user), committed=False)
     committed = spec.checkpoint.committed
     if committed is None:
         return None
     path = repo_root() / committed.path
     if not path.exists():
         return None
-    digest = _committed_digest(path)
+    digest = _file_digest(path)
     if digest != committed.sha256:
         raise WeightsError(
             f"{path}: sha256 {digest[:12]}... is not the committed {committed.sha256[:12]}...; "
@@ -118,8 +118,15 @@ def real_checkpoint(spec: ModelSpec, directory: Path | None = None) -> RealCheck
     return RealCheckpoint(path, digest, committed=True)
 
 
+def _file_digest(path: Path) -> str:
+    """The file's sha256, computed once per process while its size and mtime stay (the
+    staleness check and the build both ask for it)."""
+    stat = path.stat()
+    return _digest(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
 @cache
-def _committed_digest(path: Path) -> str:
+def _digest(path: Path, size: int, mtime_ns: int) -> str:
     return sha256_path(path)
 
 

@@ -28,6 +28,7 @@ from faceperf.bench.speedups.models import (
 from faceperf.bench.speedups.render import speedups_table
 from faceperf.cli import main
 from faceperf.errors import ArtifactError
+from faceperf.weights.provenance import WeightSource
 
 
 def _wobble(ms: float) -> Iterable[float]:
@@ -194,7 +195,7 @@ def test_eager_weights_must_be_the_checkpoint_the_artifacts_came_from(
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     manifest["models"]["retinaface"]["weights"] = {"kind": "real", "file": "r.pth", "sha256": "a1"}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    other = SimpleNamespace(source=SimpleNamespace(detail={"sha256": "b2"}))
+    other = SimpleNamespace(source=WeightSource("real", {"file": "r.pth", "sha256": "b2"}))
     monkeypatch.setattr(model_speedups, "resolve_weights", lambda *a, **k: other)
     with pytest.raises(ArtifactError, match=r"sha256 a1, but weights/r\.pth is another file now"):
         open_eager_runner(tmp_path, "retinaface")

@@ -42,12 +42,12 @@ from faceperf.accuracy.localize.result import (
     format_snr,
     tensor_snr,
 )
-from faceperf.artifacts.layout import artifact_path
+from faceperf.artifacts.layout import Variant, artifact_path
 from faceperf.artifacts.manifest import read_manifest
 from faceperf.errors import BackendUnavailableError
 from faceperf.runtime.backends import COMPUTE_UNITS
 
-COREML_VARIANT = "coreml"
+COREML_VARIANT = Variant.COREML
 TARGET_UNITS = "CPU_AND_NE"
 REFERENCE_UNITS = "CPU_ONLY"
 

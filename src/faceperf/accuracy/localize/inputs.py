@@ -115,7 +115,7 @@ def load_graph(directory: Path, model: str, variant: str) -> onnx.ModelProto:
     """The ONNX graph of ``variant`` of ``model`` in an artifact folder."""
     if variant not in ONNX_VARIANTS:
         raise LocalizeError(
-            f"variant {variant!r} is not an ONNX variant; "
+            f"variant '{variant}' is not an ONNX variant; "
             f"expected one of {', '.join(ONNX_VARIANTS)}"
         )
     manifest = read_manifest(directory)

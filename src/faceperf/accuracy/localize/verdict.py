@@ -68,7 +68,7 @@ def compare_graphs(
     snr = {t.name: t.snr_db for t in tensors}
     failing_outputs = _failing_outputs(cand_graph, pairs, snr, floor_db)
     failing_pair, failing_index = _first_failing(cand_graph, pairs, snr, floor_db, failing_outputs)
-    input_note = _differing_input(ref_graph, pairs, snr, floor_db)
+    input_note = _differing_input(pairs, snr, floor_db)
     if not input_note and failing_pair is not None and failing_pair.reference in ref_graph.inputs:
         node = cand_graph.nodes[failing_index]
         input_note = (
@@ -174,7 +174,7 @@ def _first_failing(
 
 
 def _differing_input(
-    reference: GraphView, pairs: Sequence[TensorPair], snr: Mapping[str, float | None], floor: float
+    pairs: Sequence[TensorPair], snr: Mapping[str, float | None], floor: float
 ) -> str:
     for pair in pairs:
         if (

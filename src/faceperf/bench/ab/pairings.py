@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceperf.artifacts.layout import VARIANTS
+from faceperf.artifacts.layout import VARIANTS, Variant
 from faceperf.artifacts.manifest import Manifest, read_manifest
 from faceperf.bench.ab.sequential import Pairing
 from faceperf.errors import ArtifactError
@@ -48,8 +48,8 @@ COMPOSITES = {
     PIPELINE: ("retinaface", "star", "mtl"),
 }
 LOAD_SUFFIX = "-load"
-DEFAULT_VARIANTS = ("optimized", "optimized_fp16")
-COREML_VARIANTS = ("coreml",)
+DEFAULT_VARIANTS = (Variant.OPTIMIZED, Variant.OPTIMIZED_FP16)
+COREML_VARIANTS = (Variant.COREML,)
 MTCNN_SCENES = ("scene1", "scene2", "scene3", "scene4")
 PIPELINE_FRAMES = 2
 # Sessions per side: single models, and the composites (which hold three models each).
@@ -64,7 +64,7 @@ class AbRequest:
         reference: the base's artifact folder.
         candidate: the pull request's artifact folder.
         models: models and composites (``mtcnn``, ``pipeline``) to judge; None: all.
-        variants: variants of the single-model benchmarks.
+        variants: variants of the single-model benchmarks (names are parsed into ``Variant``).
         backend: the runtime backend of both sides (``ort-cpu``, ``coreml:CPU_ONLY`` ..., or a
             parsed ``BackendChoice``; kept as its name).
         threads: intra-op threads per session.
@@ -75,7 +75,7 @@ class AbRequest:
     reference: Path
     candidate: Path
     models: tuple[str, ...] | None = None
-    variants: tuple[str, ...] = DEFAULT_VARIANTS
+    variants: tuple[Variant, ...] = DEFAULT_VARIANTS
     backend: str = "ort-cpu"  # a BackendChoice is taken too, and stored as its name
     threads: int = 1
     cold_load: bool = False
@@ -84,8 +84,10 @@ class AbRequest:
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
             raise ValueError(
-                f"variants {list(self.variants)}: expected some of {', '.join(VARIANTS)}"
+                f"variants {[str(v) for v in self.variants]}: expected some of "
+                f"{', '.join(VARIANTS)}"
             )
+        object.__setattr__(self, "variants", tuple(Variant(v) for v in self.variants))
         if self.threads < 1:
             raise ValueError(f"threads {self.threads}: expected at least 1")
         parse_backend(self.backend)  # a bad name fails here, not after minutes of building
@@ -93,11 +95,11 @@ class AbRequest:
         object.__setattr__(self, "backend", backend_name(self.backend))
 
     @property
-    def gated_variant(self) -> str:
+    def gated_variant(self) -> Variant:
         """The variant ``mtcnn`` and ``pipeline`` run on."""
-        return "coreml" if parse_backend(self.backend).is_coreml else "optimized"
+        return Variant.COREML if parse_backend(self.backend).is_coreml else Variant.OPTIMIZED
 
-    def artifact_ref(self, directory: Path, variant: str) -> ArtifactRef:
+    def artifact_ref(self, directory: Path, variant: Variant) -> ArtifactRef:
         """One side's ``variant`` on this request's backend and threads."""
         return ArtifactRef(directory, variant, self.backend, self.threads)
 
@@ -117,7 +119,7 @@ class AbPlan:
     removed: tuple[str, ...]
 
 
-def default_variants(backend: str | BackendChoice) -> tuple[str, ...]:
+def default_variants(backend: str | BackendChoice) -> tuple[Variant, ...]:
     """What the merge gate judges by default: the Core ML packages on the Core ML backend, the
     optimised ONNX variants elsewhere."""
     return COREML_VARIANTS if parse_backend(backend).is_coreml else DEFAULT_VARIANTS
@@ -225,7 +227,7 @@ def _sides(request: AbRequest) -> tuple[Path, Path]:
 def _feeds(model: str, variant: str) -> dict[str, np.ndarray]:
     spec = default_registry()[model]
     sample = np.array(sample_batch(model)[:1])
-    if variant == "coreml":
+    if variant == Variant.COREML:
         sample = sample.astype(np.float16)
     return {spec.input_name: sample}
 

@@ -266,13 +266,15 @@ def open_eager_runner(directory: Path, model: str) -> tuple[Runner, str]:
     spec = default_registry()[model]
     recorded = read_manifest(directory).models[model].weights
     policy = {"real": WeightPolicy.REAL, "surrogate": WeightPolicy.SURROGATE}.get(
-        recorded["kind"], WeightPolicy.AUTO
+        recorded.kind, WeightPolicy.AUTO
     )
-    weights = resolve_weights(spec, policy, seed=recorded.get("seed", DEFAULT_SEED))
-    if recorded["kind"] == "real" and weights.source.detail["sha256"] != recorded["sha256"]:
+    seed = DEFAULT_SEED if recorded.seed is None else recorded.seed
+    weights = resolve_weights(spec, policy, seed=seed)
+    if recorded.is_real and weights.source.sha256 != recorded.sha256:
+        where = recorded.file if recorded.committed else f"weights/{recorded.file}"
         raise ArtifactError(
             f"{directory}: {model} was built from a checkpoint with sha256 "
-            f"{recorded['sha256'][:12]}, but weights/{recorded['file']} is another file now; "
+            f"{(recorded.sha256 or '?')[:12]}, but {where} is another file now; "
             "rebuild the artifacts"
         )
     label = weights.source.label()
