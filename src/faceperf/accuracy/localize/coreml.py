@@ -137,18 +137,15 @@ def coreml_result(
             input_snr_db={n: recorded[n] for n in op.inputs if n in recorded},
             downstream=_downstream(ops, op, recorded),
         )
+    failing_outputs = tuple(n for n in program_outputs if recorded.get(n, math.inf) < floor_db)
     return Localization(
-        model=model,
-        variant=COREML_VARIANT,
-        reference_variant=reference_variant,
-        floor_db=floor_db,
-        cases=cases,
+        model,
+        COREML_VARIANT,
+        reference_variant,
+        floor_db,
+        cases,
         first_failing=first,
-        inputs_differ=False,
-        inputs_note="",
-        failing_outputs=tuple(
-            n for n in program_outputs if n in recorded and recorded[n] < floor_db
-        ),
+        failing_outputs=failing_outputs,
         tensors=tuple(tensors),
         matched_operations=len(tensors),
         reference_operations=sum(op.op_type != "const" for op in ops),
@@ -247,18 +244,13 @@ def _differing_inputs(
 
 def _inputs_differ(model: str, label: str, floor: float, cases: int, snr: float) -> Localization:
     return Localization(
-        model=model,
-        variant=COREML_VARIANT,
-        reference_variant=label,
-        floor_db=floor,
-        cases=cases,
-        first_failing=None,
-        inputs_differ=True,
+        model,
+        COREML_VARIANT,
+        label,
+        floor,
+        cases,
         inputs_note=f"model input at {format_snr(snr)}",
-        failing_outputs=(),
         tensors=(TensorSnr("input", "input", "input", INPUT_OP, -1, "input", snr),),
-        matched_operations=0,
-        reference_operations=0,
     )
 
 

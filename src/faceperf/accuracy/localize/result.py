@@ -94,13 +94,17 @@ class Localization:
     reference_variant: str
     floor_db: float
     cases: int
-    first_failing: FailingOperation | None
-    inputs_differ: bool
-    inputs_note: str  # how the inputs differ ("" when they do not)
-    failing_outputs: tuple[str, ...]  # the candidate's outputs below the floor
-    tensors: tuple[TensorSnr, ...]  # in the candidate's topological order
-    matched_operations: int
-    reference_operations: int
+    first_failing: FailingOperation | None = None
+    inputs_note: str = ""  # how the inputs differ ("" when they do not)
+    failing_outputs: tuple[str, ...] = ()  # the candidate's outputs below the floor
+    tensors: tuple[TensorSnr, ...] = ()  # in the candidate's topological order
+    matched_operations: int = 0
+    reference_operations: int = 0
+
+    @property
+    def inputs_differ(self) -> bool:
+        """The pre-processing, not the graph, is at fault: the inputs already differ."""
+        return bool(self.inputs_note)
 
     def operations(self) -> tuple[OperationSnr, ...]:
         """Every candidate operation with a paired output, in topological order; its SNR is

@@ -81,16 +81,15 @@ def compare_graphs(
     if not input_note and failing_pair is not None:
         first_failing = _describe_failing(cand_graph, failing_pair, failing_index, pairs, snr)
     return Localization(
-        model=model,
-        variant=variant,
-        reference_variant=reference_variant,
-        floor_db=floor_db,
-        cases=len(reference_feeds),
-        first_failing=first_failing,
-        inputs_differ=bool(input_note),
-        inputs_note=input_note,
-        failing_outputs=failing_outputs,
-        tensors=tensors,
+        model,
+        variant,
+        reference_variant,
+        floor_db,
+        len(reference_feeds),
+        first_failing,
+        input_note,
+        failing_outputs,
+        tensors,
         matched_operations=matched,
         reference_operations=total,
     )
