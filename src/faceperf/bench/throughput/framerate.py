@@ -8,18 +8,16 @@ it the models leave to pre- and post-processing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from faceperf.pipeline.profiler import MODEL_INFERENCE, StageProfiler
+from faceperf.pipeline.profiler import MODEL_INFERENCE, Clock, StageProfiler
 
 if TYPE_CHECKING:
     from faceperf.pipeline.face_mirror import FrameResult
-
-Clock = Callable[[], float]
 
 
 class FrameLoop(Protocol):
