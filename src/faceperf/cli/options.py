@@ -14,7 +14,7 @@ import argparse
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from faceperf.artifacts.layout import VARIANTS, Variant
 from faceperf.errors import BackendUnavailableError, FaceperfError
@@ -22,7 +22,12 @@ from faceperf.paths import default_artifacts_dir
 from faceperf.runtime.backends import BackendChoice, parse_backend
 
 if TYPE_CHECKING:
+    import pytest
+
     from faceperf.runtime.artifact_ref import ArtifactRef
+
+    # Where an option is added: a command's parser, or a pytest plugin's option group.
+    OptionTarget = argparse.ArgumentParser | pytest.OptionGroup
 
 MTCNN_PRESETS = ("facenet", "openface")  # the keys of pipeline.mtcnn_detector.PRESETS
 
@@ -168,16 +173,9 @@ def _accepted_pair_usage(item: str) -> tuple[str, str]:
 # --- options ----------------------------------------------------------------------------------
 
 
-class OptionTarget(Protocol):
-    """Where an option is added: an argparse parser (``add_argument``) or a pytest option
-    group (``addoption``, same keywords)."""
-
-
 def _adder(target: OptionTarget) -> Callable[..., object]:
-    adder = getattr(target, "addoption", None) or getattr(target, "add_argument", None)
-    if adder is None:
-        raise TypeError(f"{target!r} takes no options: expected a parser or a pytest group")
-    return adder
+    # pytest's option groups take argparse's keywords under another method name.
+    return getattr(target, "addoption", None) or target.add_argument
 
 
 def add_artifacts(
@@ -295,9 +293,10 @@ def add_json(parser: argparse.ArgumentParser, help: str = "print JSON") -> None:
     parser.add_argument("--json", action="store_true", help=help)
 
 
-def add_perf_profile(parser: argparse.ArgumentParser) -> None:
-    """``--perf-profile NAME``: a hardware profile name instead of the detected one."""
-    parser.add_argument(
+def add_perf_profile(target: OptionTarget) -> None:
+    """``--perf-profile NAME``: a hardware profile name instead of the detected one (the CLI's
+    and the perf plugin's)."""
+    _adder(target)(
         "--perf-profile", default=None, help="force the hardware profile name (default: detected)"
     )
 

@@ -22,7 +22,13 @@ from faceperf.bench.gate.canary import Canary
 from faceperf.bench.gate.paths import baseline_path
 from faceperf.bench.gate.storage import faceperf_machine_info
 from faceperf.bench.hardware import HardwareProfile, detect_profile, runtime_versions
-from faceperf.cli.options import add_backend, at_least, benchmark_list, positive_seconds
+from faceperf.cli.options import (
+    add_backend,
+    add_perf_profile,
+    at_least,
+    benchmark_list,
+    positive_seconds,
+)
 from faceperf.paths import repo_root
 
 _PROFILE = pytest.StashKey[HardwareProfile]()
@@ -33,9 +39,7 @@ _AB_PLAN = pytest.StashKey[AbSetup]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("faceperf perf")
-    group.addoption(
-        "--perf-profile", default=None, help="force the hardware profile name (default: detected)"
-    )
+    add_perf_profile(group)
     add_backend(
         group,
         "--perf-backend",
