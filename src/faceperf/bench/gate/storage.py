@@ -238,6 +238,16 @@ def load_run(path: str | os.PathLike[str]) -> BenchmarkRun:
         BaselineError: missing, unreadable, invalid or truncated JSON, or wrong structure.
     """
     path = Path(path)
+    return parse_run(load_document(path), str(path))
+
+
+def load_document(path: str | os.PathLike[str]) -> object:
+    """The JSON document of a baseline or results file, not yet checked (see ``parse_run``).
+
+    Raises:
+        BaselineError: missing, unreadable, invalid or truncated JSON.
+    """
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -245,13 +255,12 @@ def load_run(path: str | os.PathLike[str]) -> BenchmarkRun:
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(f"{path}: cannot read ({_reason(exc)})") from None
     try:
-        document = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
             "the file may be truncated"
         ) from None
-    return parse_run(document, str(path))
 
 
 def save_run_json(path: str | os.PathLike[str], document: Mapping[str, object]) -> None:

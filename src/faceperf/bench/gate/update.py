@@ -7,7 +7,6 @@ subprocesses so that each is one clean process like a CI job.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,13 @@ from pathlib import Path
 
 from faceperf.bench.errors import BaselineError
 from faceperf.bench.gate.pooling import pool_runs
-from faceperf.bench.gate.storage import BenchmarkRun, load_run, parse_run, save_run_json
+from faceperf.bench.gate.storage import (
+    BenchmarkRun,
+    load_document,
+    load_run,
+    parse_run,
+    save_run_json,
+)
 from faceperf.errors import FaceperfError
 from faceperf.paths import repo_root
 from faceperf.runtime.backends import BackendChoice, backend_name
@@ -121,7 +126,8 @@ def store_baseline(
     """
     documents = []
     for source in sources:
-        run = load_run(source)
+        document = load_document(source)
+        run = parse_run(document, str(source))
         if run.profile != profile and not allow_mismatch:
             raise FaceperfError(
                 f"{source} was measured on {run.profile}, not {profile}; "
@@ -130,7 +136,7 @@ def store_baseline(
         if not run.benchmarks:
             # An empty baseline would make the gate pass everything as "added".
             raise FaceperfError(f"{source} measured no benchmarks; baseline left unchanged")
-        documents.append(json.loads(source.read_text()))
+        documents.append(document)
     document = pool_runs(documents, [str(s) for s in sources])
     pooled = parse_run(document, str(target))
     previous = _previous_baseline(target, warn)
