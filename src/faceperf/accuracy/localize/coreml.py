@@ -28,6 +28,7 @@ from faceperf.accuracy.localize.inputs import (
     DEFAULT_CASES,
     check_model,
     fit_input,
+    listed_artifact,
     model_inputs,
     snr_floor,
 )
@@ -42,8 +43,7 @@ from faceperf.accuracy.localize.result import (
     format_snr,
     tensor_snr,
 )
-from faceperf.artifacts.layout import Variant, artifact_path
-from faceperf.artifacts.manifest import read_manifest
+from faceperf.artifacts.layout import Variant
 from faceperf.errors import BackendUnavailableError
 from faceperf.runtime.backends import COMPUTE_UNITS
 
@@ -171,15 +171,6 @@ def _downstream(
     )
 
 
-def _mlpackage(directory: Path, model: str) -> Path:
-    manifest = read_manifest(directory)
-    if model not in manifest.models:
-        raise LocalizeError(f"{directory} has no {model}")
-    if COREML_VARIANT not in manifest.models[model].variants:
-        raise LocalizeError(f"{directory} has no {COREML_VARIANT} variant of {model}")
-    return artifact_path(directory, model, COREML_VARIANT)
-
-
 def _check_units(units: str) -> None:
     if units not in COMPUTE_UNITS:
         raise LocalizeError(
@@ -211,8 +202,8 @@ def localize_coreml(
     check_model(model)
     _check_units(compute_units)
     _check_units(reference_units)
-    candidate_path = _mlpackage(Path(candidate), model)
-    reference_path = _mlpackage(Path(reference or candidate), model)
+    candidate_path = listed_artifact(Path(candidate), model, COREML_VARIANT)
+    reference_path = listed_artifact(Path(reference or candidate), model, COREML_VARIANT)
     floor = snr_floor(model, COREML_VARIANT) if floor_db is None else floor_db
     reference_arrays = model_inputs(model, cases)
     context = candidate_context() if candidate_context else contextlib.nullcontext()

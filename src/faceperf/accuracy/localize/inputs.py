@@ -40,7 +40,8 @@ SUITE_OUTPUT_VIEWS: dict[str, OutputView] = {"retinaface": _retinaface_anchors}
 
 def subject_of(model: str) -> str:
     """The tolerances subject of a model: the MTCNN nets share ``mtcnn``."""
-    return "mtcnn" if model.startswith("mtcnn_") else model
+    subjects = suite_cases.SUBJECT_MODELS.items()
+    return next((subject for subject, models in subjects if model in models), model)
 
 
 def snr_floor(model: str, variant: str, tolerances: Tolerances | None = None) -> float:
@@ -111,6 +112,16 @@ def check_model(model: str) -> None:
         raise LocalizeError(f"unknown model {model!r}; expected one of {', '.join(names)}")
 
 
+def listed_artifact(directory: Path, model: str, variant: str) -> Path:
+    """The file of ``variant`` of ``model`` in an artifact folder whose manifest lists it."""
+    manifest = read_manifest(directory)
+    if model not in manifest.models:
+        raise LocalizeError(f"{directory} has no {model}")
+    if variant not in manifest.models[model].variants:
+        raise LocalizeError(f"{directory} has no {variant} variant of {model}")
+    return artifact_path(directory, model, variant)
+
+
 def load_graph(directory: Path, model: str, variant: str) -> onnx.ModelProto:
     """The ONNX graph of ``variant`` of ``model`` in an artifact folder."""
     if variant not in ONNX_VARIANTS:
@@ -118,12 +129,7 @@ def load_graph(directory: Path, model: str, variant: str) -> onnx.ModelProto:
             f"variant '{variant}' is not an ONNX variant; "
             f"expected one of {', '.join(ONNX_VARIANTS)}"
         )
-    manifest = read_manifest(directory)
-    if model not in manifest.models:
-        raise LocalizeError(f"{directory} has no {model}")
-    if variant not in manifest.models[model].variants:
-        raise LocalizeError(f"{directory} has no {variant} variant of {model}")
-    path = artifact_path(directory, model, variant)
+    path = listed_artifact(directory, model, variant)
     try:
         return onnx.load(path)
     except Exception as err:  # OSError, or protobuf's DecodeError for a corrupt file
