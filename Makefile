@@ -6,11 +6,21 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.faceperf-installed
 ARTIFACTS := weights/build
 
+# On Linux, torch==2.13.0 comes from PyTorch's CPU wheel index, as the Linux CI workflow does:
+# PyPI's Linux wheel of the same version pulls CUDA libraries (several GB) faceperf never uses.
+# The index is added only when it answers: pip retries an unreachable index five times for
+# every package (minutes), and a machine without it (a mirror, a wheel cache) keeps its own.
+CPU_TORCH_INDEX := https://download.pytorch.org/whl/cpu
+ifeq ($(shell uname -s),Linux)
+TORCH_INDEX ?= $(shell curl -sfI --max-time 5 $(CPU_TORCH_INDEX)/torch/ >/dev/null 2>&1 \
+	&& echo --extra-index-url $(CPU_TORCH_INDEX))
+endif
+
 .PHONY: test perf artifacts install lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_INDEX) -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

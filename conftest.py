@@ -10,7 +10,7 @@ pytest_plugins = ["faceperf.plugins.perf", "faceperf.plugins.accuracy"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from faceperf.cli.options import add_artifacts
+    from faceperf.options import add_artifacts
 
     add_artifacts(
         parser.getgroup("faceperf"),

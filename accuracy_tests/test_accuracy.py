@@ -13,6 +13,7 @@ from faceperf.accuracy.compare import CHECKS
 from faceperf.accuracy.localize.suite import localize_for_suite
 from faceperf.accuracy.references import ReferenceError
 from faceperf.models.registry import default_registry
+from faceperf.verdicts import Verdict
 
 pytestmark = pytest.mark.accuracy
 CANDIDATE_VARIANTS = ("optimized", "optimized_fp16", "coreml")
@@ -45,6 +46,8 @@ def test_accuracy(accuracy_session, subject, variant, check):
             f"test_references_match_the_weights[{subject}]"
         )
     result = accuracy_session.result(subject, variant)
+    if result.refused:
+        pytest.fail(f"{subject} {variant}: the candidate does not run: {result.refused}")
     if check in result.unjudged:
         pytest.skip(result.unjudged[check])
     measured = [m for m in result.measurements if m.check == check]
@@ -63,12 +66,10 @@ def test_accuracy(accuracy_session, subject, variant, check):
 @pytest.mark.parametrize("variant", ALL_VARIANTS)
 @pytest.mark.parametrize("model", default_registry().names())
 def test_conformance(accuracy_session, model, variant):
-    manifest = accuracy_session.manifest
-    if model not in manifest.models:
-        pytest.skip(f"{accuracy_session.candidate} has no {model}")
-    if variant not in manifest.models[model].variants:
-        pytest.skip(f"{accuracy_session.candidate} has no {variant} variant of {model}")
-    findings = accuracy_session.conformance(model, variant)
-    assert not findings, f"{model} {variant} breaks its contract:\n" + "\n".join(
-        f"  {finding}" for finding in findings
+    conformance = accuracy_session.conformance(model, variant)
+    if conformance.verdict is Verdict.SKIPPED:
+        pytest.skip(conformance.skipped)
+    assert conformance.verdict is Verdict.PASS, (
+        f"{model} {variant} breaks its contract:\n"
+        + "\n".join(f"  {finding}" for finding in conformance.findings)
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from faceperf.bench.ab.render import terminal
-from faceperf.bench.ab.stats import Verdict
+from faceperf.verdicts import Verdict
 
 pytestmark = pytest.mark.perf
 
@@ -20,8 +20,10 @@ def test_candidate_vs_reference(ab_result, ab_strict, ab_benchmark):
         f"{ab_benchmark}: candidate / reference {interval} over {outcome.rounds} rounds "
         f"(threshold ±{100 * outcome.threshold:g} %)"
     )
-    assert outcome.verdict is not Verdict.SLOWER, f"{described}: SLOWER\n{terminal(ab_result)}"
-    if outcome.verdict is Verdict.UNDECIDED:
-        if ab_strict:
-            pytest.fail(f"{described}: undecided when the time budget ended (--perf-ab-strict)")
-        pytest.skip(f"{described}: undecided when the time budget ended; more --perf-ab-max-time")
+    verdict = ab_result.verdict_of(outcome, ab_strict)
+    if verdict is Verdict.UNDECIDED:
+        undecided = f"{described}: undecided when the time budget ended"
+        if verdict.blocks(ab_strict):
+            pytest.fail(f"{undecided} (--perf-ab-strict)")
+        pytest.skip(f"{undecided}; more --perf-ab-max-time")
+    assert not verdict.blocks(ab_strict), f"{described}: SLOWER\n{terminal(ab_result, ab_strict)}"

@@ -9,12 +9,17 @@ each benchmark runs once and no budget is asserted: timing noise must not decide
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 
+from faceperf.artifacts.layout import Variant, artifact_path
 from faceperf.bench.budgets import Budget, load_budgets
-from faceperf.bench.gate.canary import pedantic_with_canary
+from faceperf.bench.calibration import CALIBRATION_KEY, CalibratedTiming
+from faceperf.bench.gate.canary import CANARY_KEY, pedantic_with_canary
 from faceperf.bench.gate.paths import budgets_path
 from faceperf.bench.report.stages import STAGE_KEY, stage_record
+from faceperf.bench.slowdown import edited_copy, split_grouped_convs
+from faceperf.bench.speedups.flops import count_flops
 from faceperf.fixtures import faces as fixture_faces
 from faceperf.fixtures.samples import sample_batch
 from faceperf.pipeline.face_mirror import FaceMirrorLoop
@@ -36,22 +41,53 @@ def _budget(perf_profile, name: str) -> Budget | None:
     return load_budgets(budgets_path()).budget_for(perf_profile.name, name)
 
 
-def _judge(benchmark, perf_profile, name: str, latency_ms: float) -> None:
+def _judge(
+    benchmark,
+    perf_profile,
+    say,
+    name: str,
+    calls_per_round: int = 1,
+    work_flops: int | None = None,
+) -> CalibratedTiming | None:
+    """Judge the benchmark's rounds against its budget: absolute (the product's hardware) or
+    relative to the canary timed beside every round (anywhere else). The absolute time, the
+    calibration and the efficiency go into the record and the terminal summary either way."""
     budget = _budget(perf_profile, name)
     benchmark.extra_info.update(profile=perf_profile.name, budget=budget and budget.describe())
     if benchmark.disabled:
-        return  # smoke mode: the code ran; timing is not judged
+        return None  # smoke mode: the code ran; timing is not judged
+    timing = CalibratedTiming.of(
+        benchmark.stats.stats.data,
+        benchmark.extra_info.get(CANARY_KEY),
+        calls_per_round,
+        work_flops,
+    )
+    benchmark.extra_info[CALIBRATION_KEY] = timing.to_json()
     if budget is None:
+        say(f"{name}: {timing.describe()}; no budget for {perf_profile.name}")
         pytest.skip(f"no '{name}' budget for profile {perf_profile.name} in {budgets_path()}")
-    assert budget.allows(latency_ms), (
-        f"{name} on {perf_profile.name}: {latency_ms:.1f} ms per call breaks the budget "
+    passed = budget.allows(timing)
+    say(f"{name}: {timing.describe()}; budget {budget.describe()}: {'pass' if passed else 'FAIL'}")
+    assert passed, (
+        f"{name} on {perf_profile.name}: {timing.describe()}; breaks the budget "
         f"{budget.describe()} ({budget.reason})"
     )
+    return timing
+
+
+def _flops(artifacts_dir, model: str, variant: str, shape: tuple[int, ...]) -> int | None:
+    """FLOPs of one call of an ONNX artifact (None for a Core ML package: its budgets are
+    absolute)."""
+    if not Variant(variant).is_onnx:
+        return None
+    path = artifact_path(artifacts_dir, model, variant)
+    name = onnx.load(str(path), load_external_data=False).graph.input[0].name
+    return count_flops(path, {name: shape}).flops
 
 
 @pytest.mark.parametrize("model", ["star", "mtl"])
 def test_model_latency_within_budget(
-    benchmark, artifacts_dir, perf_profile, perf_threads, perf_canary, variant, model
+    benchmark, artifacts_dir, perf_profile, perf_threads, perf_canary, budget_report, variant, model
 ):
     runner = ArtifactRef(artifacts_dir, variant, perf_profile.backend, perf_threads).open(model)
     sample = np.array(sample_batch(model)[:1]).astype(runner.inputs[0].dtype)
@@ -59,12 +95,12 @@ def test_model_latency_within_budget(
     benchmark.group = f"{model} latency"
     benchmark.extra_info.update(model=model, variant=variant, executed_on=runner.executed_on)
     pedantic_with_canary(benchmark, runner.run, (feeds,), rounds=20, canary=perf_canary)
-    median_ms = 1e3 * benchmark.stats.stats.median if not benchmark.disabled else 0.0
-    _judge(benchmark, perf_profile, f"{model} latency", median_ms)
+    flops = _flops(artifacts_dir, model, variant, sample.shape)
+    _judge(benchmark, perf_profile, budget_report, f"{model} latency", work_flops=flops)
 
 
 def test_mtcnn_1080p_throughput_within_budget(
-    benchmark, artifacts_dir, perf_profile, perf_canary, variant
+    benchmark, artifacts_dir, perf_profile, perf_canary, budget_report, variant
 ):
     ref = ArtifactRef(artifacts_dir, variant, perf_profile.backend)
     detector = MTCNNDetector.open(ref, params=OPENFACE_PRESET)
@@ -81,15 +117,13 @@ def test_mtcnn_1080p_throughput_within_budget(
     faces = [f for name in SCENES for f in fixture_faces.reference_faces(name)]
     large = sum(1 for f in faces if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= 60)
     assert large <= found <= len(faces)
-    per_frame_ms = 1e3 * benchmark.stats.stats.median / len(frames) if not benchmark.disabled else 0
-    benchmark.extra_info.update(
-        frames_per_round=len(frames), fps=1e3 / per_frame_ms if per_frame_ms else None
-    )
-    _judge(benchmark, perf_profile, "mtcnn 1080p throughput", per_frame_ms)
+    benchmark.extra_info["frames_per_round"] = len(frames)
+    timing = _judge(benchmark, perf_profile, budget_report, "mtcnn 1080p throughput", len(frames))
+    benchmark.extra_info["fps"] = 1e3 / timing.per_call_ms if timing else None
 
 
 def test_face_mirror_pipeline_frame_rate(
-    benchmark, artifacts_dir, perf_profile, perf_threads, perf_canary, variant
+    benchmark, artifacts_dir, perf_profile, perf_threads, perf_canary, budget_report, variant
 ):
     profiler = StageProfiler()
     ref = ArtifactRef(artifacts_dir, variant, perf_profile.backend, perf_threads)
@@ -109,10 +143,47 @@ def test_face_mirror_pipeline_frame_rate(
     benchmark.group = "pipeline frame rate"
     done = pedantic_with_canary(benchmark, clip, rounds=5, warmup_rounds=0, canary=perf_canary)
     assert done == len(frames)
-    per_frame_ms = 1e3 * benchmark.stats.stats.median / len(frames) if not benchmark.disabled else 0
-    benchmark.extra_info.update(
-        frames_per_round=len(frames), fps=1e3 / per_frame_ms if per_frame_ms else None
-    )
+    benchmark.extra_info["frames_per_round"] = len(frames)
     # Every stage call of the timed rounds, so the report rebuilds the breakdown from JSON.
     benchmark.extra_info[STAGE_KEY] = stage_record(profiler, sum(profiled))
-    _judge(benchmark, perf_profile, "pipeline frame rate", per_frame_ms)
+    timing = _judge(benchmark, perf_profile, budget_report, "pipeline frame rate", len(frames))
+    benchmark.extra_info["fps"] = 1e3 / timing.per_call_ms if timing else None
+
+
+def test_a_wasteful_artifact_fails_the_portable_budget(
+    benchmark, artifacts_dir, perf_profile, perf_threads, perf_canary, budget_report, tmp_path
+):
+    """A real fault the portable budget exists for: MTL with every depthwise convolution split
+    into 4-channel convolutions (a graph ONNX Runtime cannot fuse back). The outputs and the
+    FLOP count are unchanged, the time is not (2.3x on an AMD EPYC), so its efficiency falls
+    below the floor on any CPU, while the unchanged MTL passes it (test_model_latency_within_
+    budget[mtl]): the budget tells a wasteful artifact from a slower machine."""
+    budget = _budget(perf_profile, "mtl latency")
+    if budget is None or not budget.portable:
+        pytest.skip(f"no portable 'mtl latency' budget for profile {perf_profile.name}")
+    if benchmark.disabled:
+        pytest.skip(
+            "timing is not judged under --benchmark-disable (tests/bench/test_slowdown.py "
+            "checks the fault keeps the outputs and FLOPs)"
+        )
+    wasteful = edited_copy(
+        artifacts_dir, tmp_path / "wasteful", "mtl", "optimized", split_grouped_convs
+    )
+    runner = ArtifactRef(wasteful, "optimized", perf_profile.backend, perf_threads).open("mtl")
+    sample = np.array(sample_batch("mtl")[:1]).astype(runner.inputs[0].dtype)
+    benchmark.group = "mtl latency, wasteful fault"
+    pedantic_with_canary(
+        benchmark, runner.run, ({runner.inputs[0].name: sample},), rounds=20, canary=perf_canary
+    )
+    timing = CalibratedTiming.of(
+        benchmark.stats.stats.data,
+        benchmark.extra_info.get(CANARY_KEY),
+        work_flops=_flops(wasteful, "mtl", "optimized", sample.shape),
+    )
+    benchmark.extra_info[CALIBRATION_KEY] = timing.to_json()
+    caught = not budget.allows(timing)
+    verdict = "fails it, as it must" if caught else "PASSES it"
+    budget_report(f"mtl latency, wasteful fault: {timing.describe()}; {verdict}")
+    assert caught, (
+        f"the wasteful MTL passed the portable budget {budget.describe()}: {timing.describe()}"
+    )

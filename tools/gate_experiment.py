@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceperf.bench.gate.compare import Verdict, compare_runs
+from faceperf.bench.gate.compare import compare_runs
 from faceperf.bench.gate.storage import load_run
 from faceperf.bench.report.folder import policy_from_budgets
 from faceperf.bench.slowdown import slowed_copy
@@ -30,6 +30,7 @@ from faceperf.bench.speedups.interleaved import measure_interleaved, speedup_int
 from faceperf.fixtures.samples import sample_batch
 from faceperf.paths import default_artifacts_dir, repo_root
 from faceperf.runtime.factory import open_runner
+from faceperf.verdicts import Verdict
 
 
 def _cost(args: argparse.Namespace) -> None:
@@ -82,7 +83,7 @@ def _judge(args: argparse.Namespace) -> None:
     baseline = load_run(args.baseline)
     for path in args.runs:
         report = compare_runs(baseline, load_run(path), policy)
-        flagged = [row for row in report.rows if row.verdict is Verdict.REGRESSION]
+        flagged = [row for row in report.rows if row.verdict is Verdict.SLOWER]
         judged = [
             row
             for row in report.rows

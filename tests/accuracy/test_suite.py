@@ -16,6 +16,7 @@ from faceperf.accuracy.faults import FAULTS, build_candidate
 from faceperf.artifacts.build import BuildRequest, build_artifacts
 from faceperf.artifacts.layout import artifact_path
 from faceperf.artifacts.manifest import read_manifest, write_manifest
+from faceperf.cli import main
 from faceperf.models.registry import default_registry
 from faceperf.paths import repo_root
 from faceperf.weights.provenance import WeightSource
@@ -64,6 +65,23 @@ def test_a_faulty_candidate_fails_naming_what_where_and_by_how_much(artifacts_di
     assert "mtl optimized [grace_hopper#0] au_max_abs = " in run.stdout
     # The models the candidate lacks are skipped with the reason, not failed.
     assert "has no retinaface: retinaface is not checked" in run.stdout
+
+
+def test_the_suite_and_the_command_fail_an_fp32_graph_filed_as_fp16_alike(
+    artifacts_dir, tmp_path, capsys
+):
+    candidate = build_candidate(FAULTS["fp16_is_fp32"], "mtl", artifacts_dir, tmp_path / "c")
+    finding = "mtl/optimized_fp16: precision: claims float16 but only 0% of its weights are FP16"
+    run = _suite("--candidate", str(candidate.directory), "-k", "mtl")
+    assert run.returncode == 1, run.stdout + run.stderr
+    failed = [line for line in run.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1, run.stdout
+    assert "test_conformance[mtl-optimized_fp16]" in failed[0]
+    assert finding in run.stdout
+    code = main(["accuracy", "check", "--candidate", str(candidate.directory)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert f"conformance {finding.replace(': precision:', ': FAILS precision:')}" in out
 
 
 def test_a_corrupt_artifact_is_one_clear_failure(artifacts_dir, tmp_path):

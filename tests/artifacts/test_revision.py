@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -454,7 +455,23 @@ def test_a_build_that_writes_no_manifest_is_a_failure(fake_repo, tmp_path):
     assert list((tmp_path / "cache").iterdir()) == []
 
 
-def test_ctrl_c_during_the_build_leaves_no_worktree_and_no_entry(fake_repo, tmp_path):
+@pytest.fixture
+def ctrl_c_interrupts():
+    """SIGINT raises KeyboardInterrupt for the test's duration, as in an interactive shell.
+
+    Python installs that handler only when it starts with SIGINT at its default: started in the
+    background (``make test &``, nohup, a CI runner) it inherits SIGINT ignored, and a Ctrl-C
+    test would wait for an interrupt that never comes. The previous handler is put back after.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    # None: the handler was not installed from Python; SIG_DFL is then what was in force.
+    signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+
+
+def test_ctrl_c_during_the_build_leaves_no_worktree_and_no_entry(
+    fake_repo, tmp_path, ctrl_c_interrupts
+):
     cache = tmp_path / "cache"
     before = _worktrees(fake_repo)
     # Half-write the output, then Ctrl-C this (the parent) process as a terminal would.
@@ -465,6 +482,23 @@ def test_ctrl_c_during_the_build_leaves_no_worktree_and_no_entry(fake_repo, tmp_
         build_at_revision("HEAD", repo=fake_repo, cache_root=cache, python=python)
     assert _worktrees(fake_repo) == before
     assert list(cache.iterdir()) == []
+
+
+def test_the_ctrl_c_test_passes_in_a_run_started_with_sigint_ignored():
+    # `make test &`, nohup and some CI runners start Python with SIGINT ignored; the test above
+    # must not depend on how its run was started.
+    test = test_ctrl_c_during_the_build_leaves_no_worktree_and_no_entry.__name__
+    node = f"{Path(__file__).resolve()}::{test}"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", node],
+        cwd=repo_root(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
 
 
 def test_staging_left_by_a_killed_builder_is_removed_but_a_live_ones_is_not(fake_repo, tmp_path):

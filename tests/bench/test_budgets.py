@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faceperf.bench.budgets import Budget, Budgets, load_budgets
+from faceperf.bench.calibration import CalibratedTiming
 from faceperf.bench.errors import BudgetsError
 
 EXAMPLE = """
@@ -78,7 +79,7 @@ def test_budget_for_a_profile(budgets: Budgets) -> None:
     assert (star.max_ms, star.min_fps, star.limit_ms) == (100.0, None, 100.0)
     assert star.reason == "product budget: STAR < 100 ms on Apple Silicon"
     assert star.describe() == "≤ 100 ms"
-    assert star.allows(99.9) and star.allows(100.0) and not star.allows(100.1)
+    assert _ms(star, 99.9) and _ms(star, 100.0) and not _ms(star, 100.1)
 
 
 def test_a_frame_rate_budget_is_a_latency_limit(budgets: Budgets) -> None:
@@ -86,7 +87,41 @@ def test_a_frame_rate_budget_is_a_latency_limit(budgets: Budgets) -> None:
     assert mtcnn is not None
     assert mtcnn.describe() == "≥ 30 FPS"
     assert mtcnn.limit_ms == pytest.approx(1000 / 30)
-    assert mtcnn.allows(33.3) and not mtcnn.allows(34.0)
+    assert _ms(mtcnn, 33.3) and not _ms(mtcnn, 34.0)
+
+
+def _ms(budget: Budget, per_call_ms: float) -> bool:
+    return budget.allows(CalibratedTiming((per_call_ms / 1e3,)))
+
+
+def _timing(model_s: float, canary_s: float, calls: int = 1) -> CalibratedTiming:
+    # Three rounds, each beside its canary; a model of 10 canary-FLOPs.
+    return CalibratedTiming(
+        (model_s,) * 3, (canary_s,) * 3, calls, work_flops=10_000, reference_flops=1_000
+    )
+
+
+def test_an_efficiency_floor_is_judged_against_the_canary_of_the_same_run() -> None:
+    floor = Budget("*/ort-cpu", "star latency", "portable", min_efficiency=0.5)
+    assert floor.portable and floor.limit_ms is None
+    assert floor.describe() == "efficiency ≥ 0.5"
+    # 10x the canary's FLOPs in 20x its time: half its rate, on a fast and on a slow machine.
+    assert floor.allows(_timing(0.020, 0.001)) and floor.allows(_timing(0.200, 0.010))
+    # The same machine, an artifact that wastes it: 25x the canary's time, 0.4 of its rate.
+    assert not floor.allows(_timing(0.025, 0.001))
+
+
+def test_a_calibration_ceiling_is_per_call() -> None:
+    ceiling = Budget("*/ort-cpu", "mtcnn 1080p throughput", "portable", max_units=9.5)
+    assert ceiling.describe() == "≤ 9.5 canary calls"
+    assert ceiling.allows(_timing(0.036, 0.001, calls=4))  # 9 canary calls a frame
+    assert not ceiling.allows(_timing(0.040, 0.001, calls=4))  # 10
+
+
+def test_a_portable_budget_without_a_canary_is_an_error_not_a_pass() -> None:
+    floor = Budget("*/ort-cpu", "star latency", "portable", min_efficiency=0.5)
+    with pytest.raises(BudgetsError, match="needs the canary timed beside every round"):
+        floor.allows(CalibratedTiming((0.1,)))
 
 
 def test_no_budget_for_another_profile_or_benchmark(budgets: Budgets) -> None:
@@ -189,8 +224,11 @@ reason = "product"
         ("defaults = 3", "'defaults' must be a table"),
         ("[budget]\nprofile = 'x'", "'budget' must be an array of tables"),
         (_GOOD_BUDGET + "max_msec = 1.0", "#1 ('star latency'): unknown key 'max_msec'"),
-        (_GOOD_BUDGET + "max_ms = 1.0\nmin_fps = 30", "give exactly one of max_ms and min_fps"),
-        (_GOOD_BUDGET, "give exactly one of max_ms and min_fps"),
+        (_GOOD_BUDGET + "max_ms = 1.0\nmin_fps = 30", "give exactly one of max_ms, min_fps,"),
+        (_GOOD_BUDGET + "max_ms = 1.0\nmin_efficiency = 0.5", "(got 2)"),
+        (_GOOD_BUDGET, "give exactly one of max_ms, min_fps, min_efficiency, max_units (got 0)"),
+        (_GOOD_BUDGET + "min_efficiency = 1.2", "min_efficiency = 1.2: expected a fraction"),
+        (_GOOD_BUDGET + "max_units = 0", "max_units = 0: expected a positive number"),
         (_GOOD_BUDGET + "max_ms = -5.0", "max_ms = -5.0: expected a positive number"),
         (_GOOD_BUDGET + "min_fps = 0", "min_fps = 0: expected a positive number"),
         (_GOOD_BUDGET + "max_ms = inf", "max_ms = inf: expected a positive number"),

@@ -10,6 +10,7 @@ from faceperf.bench.hardware import (
     _linux_cpu,
     _linux_vendor,
     detect_profile,
+    linux_cpu_numbers,
 )
 
 EPYC = SystemFacts(
@@ -57,6 +58,15 @@ def test_cpuinfo_parsing_reads_brand_and_flags():
     assert brand == "AMD EPYC 9R14" and flags == {"fpu", "avx2"}
 
 
+def test_cpuinfo_parsing_reads_cpuid_numbers_not_the_model_name():
+    cpuinfo = (
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+        "model name\t: AMD EPYC\nstepping\t: 1\n"
+    )
+    assert linux_cpu_numbers(cpuinfo) == (25, 17, 1)
+    assert linux_cpu_numbers("processor\t: 0\nCPU implementer\t: 0x41\n") == (None, None, None)
+
+
 def test_cpuinfo_parsing_reads_the_vendor_where_there_is_one():
     assert _linux_vendor("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Xeon\n") == (
         "GenuineIntel"
@@ -66,7 +76,7 @@ def test_cpuinfo_parsing_reads_the_vendor_where_there_is_one():
 
 
 def test_the_cpu_is_known_only_with_both_vendor_and_model():
-    assert EPYC.cpu == CpuIdentity("AuthenticAMD", "AMD EPYC")
+    assert EPYC.cpu == CpuIdentity("AuthenticAMD", "AMD EPYC", isa=EPYC.cpu_flags)
     assert M1_PRO.cpu == CpuIdentity("Apple", "Apple M1 Pro")
     assert dataclasses.replace(EPYC, cpu_vendor=None).cpu is None
     assert dataclasses.replace(EPYC, cpu_brand="unknown").cpu is None  # no model name

@@ -94,3 +94,12 @@ def test_building_the_parser_imports_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_usage_error_is_one_line(capsys):
+    # Not argparse's usage block above it: the line says what is wrong, --help the rest.
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["bench", "mtcnn"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "faceperf bench mtcnn: error: the following arguments are required: --images\n"

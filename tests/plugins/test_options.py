@@ -1,15 +1,18 @@
-"""The pytest plugins' options parse with the CLI's types: the hooks get typed values (a
-BackendChoice, a list of known models, positive seconds), and a bad value is a usage error
-(exit 4) naming the pytest flag, never the CLI's."""
+"""The pytest plugins' options parse with the types they share with the CLI (faceperf.options,
+never faceperf.cli): the hooks get typed values (a BackendChoice, a list of known models,
+positive seconds), and a bad value is a usage error (exit 4) naming the pytest flag, never the
+CLI's. Every numeric option is found by its type and fed the values it must refuse."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from faceperf.options import NumberType, numeric_options
 from faceperf.paths import repo_root
 from faceperf.plugins import perf as perf_plugin
 from faceperf.runtime.backends import BackendChoice
@@ -17,6 +20,8 @@ from faceperf.runtime.backends import BackendChoice
 pytest_plugins = ["pytester"]
 
 PLUGINS = ("-p", "faceperf.plugins.perf", "-p", "faceperf.plugins.accuracy")
+# The option groups of the plugins and of the repository's conftest.py.
+GROUPS = ("faceperf", "faceperf perf", "faceperf accuracy")
 
 
 def test_the_defaults_arrive_parsed(pytester):
@@ -91,3 +96,82 @@ def test_the_repository_run_exits_4_naming_the_pytest_flag(option, value):
     assert f"error: argument {option}: unknown backend 'tpu'" in done.stderr
     # The message is the pytest flag's, not the CLI's ``--backend: ...``.
     assert "--backend" not in done.stderr.replace(option, "")
+
+
+class _Parser:
+    """A plugin that keeps the parser every plugin adds its options to."""
+
+    parser: pytest.Parser
+
+    def pytest_addoption(self, parser: pytest.Parser) -> None:
+        self.parser = parser
+
+
+@pytest.fixture
+def repository(pytester: pytest.Pytester) -> pytest.Parser:
+    """pytester set up as the repository runs: its conftest.py, which loads both plugins; the
+    parser holding all their options."""
+    pytester.makeconftest((repo_root() / "conftest.py").read_text())
+    keeper = _Parser()
+    pytester.plugins.append(keeper)
+    pytester.parseconfig()
+    return keeper.parser
+
+
+def test_every_numeric_option_refuses_bad_values_naming_flag_and_value(pytester, repository):
+    numeric = [action for _, action in numeric_options(repository.optparser)]
+    assert {"--perf-threads", "--perf-ab-max-time"} <= {a.option_strings[0] for a in numeric}
+    for action in numeric:
+        flag, kind = action.option_strings[0], action.type
+        for value in kind.refused:
+            argv = [f"{flag}={value}"] if value.startswith("-") else [flag, value]
+            result = pytester.runpytest("--co", "-q", *argv)
+            output = "\n".join(result.outlines + result.errlines)
+            assert result.ret == pytest.ExitCode.USAGE_ERROR, (flag, value, output)
+            assert "Traceback" not in output
+            line = f"error: argument {flag}: {value!r}: expected {kind.expected}"
+            assert any(e.endswith(line) for e in result.errlines), (line, output)
+
+
+def test_no_plugin_option_parses_a_number_any_other_way(repository):
+    # type=int, a home-made parser or a number default without a type would escape the test
+    # above.
+    escaped = []
+    for name in GROUPS:
+        options = repository.getgroup(name).options
+        assert options, name  # a renamed group would make this test vacuous
+        for option in options:
+            if isinstance(option.type, NumberType) or option.attrs().get("nargs") == 0:
+                continue
+            if type(option.default) in (int, float) or _parses_numbers(option.type):
+                escaped.append(option.names()[0])
+    assert escaped == []
+
+
+def _parses_numbers(kind: object) -> bool:
+    if kind is None:
+        return False
+    try:
+        value = kind("1")
+    except Exception:
+        return False  # it refuses the text "1": not a number parser
+    return type(value) in (int, float)
+
+
+def test_only_the_cli_imports_the_cli():
+    """The plugins and conftest.py take their options from faceperf.options; nothing in the
+    library reaches up into faceperf.cli (lazy imports inside functions included)."""
+    source = repo_root() / "src" / "faceperf"
+    files = [repo_root() / "conftest.py", *source.rglob("*.py")]
+    importers = []
+    for path in files:
+        if path.is_relative_to(source / "cli") or path == source / "__main__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            if any(n == "faceperf.cli" or n.startswith("faceperf.cli.") for n in names):
+                importers.append(str(path.relative_to(repo_root())))
+    assert importers == []
+    assert (source / "plugins" / "perf.py") in files  # the walk saw the plugins

@@ -17,6 +17,7 @@ from faceperf.accuracy import metrics
 from faceperf.accuracy.cases import Outputs
 from faceperf.accuracy.references import ReferenceSet
 from faceperf.accuracy.tolerances import Limit, Tolerances
+from faceperf.errors import FaceperfError
 from faceperf.pipeline.mtcnn_detector import FACENET_DEFAULTS
 
 TENSORS, DETECTIONS, LANDMARKS, MULTITASK = "tensors", "detections", "landmarks", "multitask"
@@ -31,6 +32,11 @@ DETECTION_CONFIDENCE = {"retinaface": 0.5, "mtcnn": FACENET_DEFAULTS.thresholds[
 # A detection pairs with a reference face at this IoU; min_iou then judges how well it agrees.
 _SAME_FACE_IOU = 0.5
 ALL_CASES = "all"
+
+
+class OutputMismatchError(FaceperfError, ValueError):
+    """The candidate's outputs cannot be set against the reference's: cases or outputs missing,
+    or another shape. A ValueError too, as it was before it named the candidate's fault."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,9 @@ def compare(
     expected = reference.outputs
     missing = sorted(set(expected) - set(candidate))
     if missing:
-        raise ValueError(f"{subject} {variant}: the candidate has no outputs for {missing}")
+        raise OutputMismatchError(
+            f"{subject} {variant}: the candidate has no outputs for {missing}"
+        )
     judge = _Judge(subject, variant, tolerances)
     skipped = unjudged_checks(reference)
     found = _tensors(judge, expected, candidate)
@@ -136,7 +144,7 @@ def _tensors(judge: _Judge, reference: Outputs, candidate: Outputs) -> list[Meas
 
 def _same_shape(actual: np.ndarray, expected: np.ndarray, case: str, name: str) -> np.ndarray:
     if actual.shape != expected.shape:
-        raise ValueError(
+        raise OutputMismatchError(
             f"[{case}] output {name!r} has shape {actual.shape}, the reference {expected.shape}"
         )
     return actual

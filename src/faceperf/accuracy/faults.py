@@ -4,8 +4,11 @@ suite must catch.
 Each fault makes a faulty candidate for real: graph faults edit the exported ONNX graph of the
 ``optimized`` (or ``optimized_fp16``) variant and write it, with a manifest that agrees with the
 edited file, into a candidate folder, as a careless reconversion would; pipeline faults patch
-the pre-processing code path while the candidate runs. ``evaluate_fault`` then runs the suite's
-own checks (conformance and accuracy) on it and says what caught the fault, if anything.
+the pre-processing code path while the candidate runs. Each fault also names the checks that
+must catch it (``Catch``). ``evaluate_fault`` runs the suite's own checks (conformance and
+accuracy, the functions ``faceperf accuracy check`` and accuracy_tests use) on it: the fault is
+caught (``pass``) only when every check it names fails for the reason it names; a fault that
+cannot even be built or run is an error, not caught (``fail``).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shutil
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from unittest import mock
 
@@ -23,18 +27,19 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from faceperf.accuracy import cases
 from faceperf.accuracy.cases import SUBJECT_MODELS, Candidate
-from faceperf.accuracy.compare import Measurement, compare, worst_by_metric
+from faceperf.accuracy.compare import Measurement, worst_by_metric
 from faceperf.accuracy.references import ReferenceSet
+from faceperf.accuracy.session import judge_conformance, judge_subject
 from faceperf.accuracy.tolerances import Tolerances
-from faceperf.artifacts.conformance import Finding, check_artifact
+from faceperf.artifacts.conformance import Finding
 from faceperf.artifacts.layout import artifact_path
 from faceperf.artifacts.manifest import Manifest, read_manifest, write_manifest
 from faceperf.artifacts.onnx_export import rerecord_onnx
 from faceperf.models import inputs
 from faceperf.models.registry import default_registry
 from faceperf.pipeline import mtcnn_detector, retinaface_detector
+from faceperf.verdicts import Verdict
 
 # What the pre-processing of each model maps a pixel value p (0..255) of channel c to:
 # scale[c] * p + offset[c]. The [0, 1] fault feeds p / 255 instead.
@@ -49,6 +54,55 @@ _PIXEL_MAP: dict[str, tuple[np.ndarray, np.ndarray]] = {
 _PIXEL_MAP["mtcnn_rnet"] = _PIXEL_MAP["mtcnn_onet"] = _PIXEL_MAP["mtcnn_pnet"]
 NOISE_SCALE = 0.01  # Gaussian noise of 1 % of the layer's weight standard deviation
 NOISE_SEED = 0
+EVERY_SUBJECT = "*"  # a Fault.catches key: what must catch the fault on every subject
+CONFORMANCE, METRIC, REFUSAL = "conformance", "metric", "refusal"
+
+
+@dataclass(frozen=True)
+class Catch:
+    """One check that must catch a fault, and the reason it must give.
+
+    ``check`` is ``conformance`` (``name``: the finding's check, ``precision``, ``shape`` ...),
+    ``metric`` (``name``: a measurement's metric; ``snr_db`` stands for every
+    ``snr_db[<output>]``) or ``refusal`` (the candidate's artifacts do not load or run). ``says``
+    is a fragment the finding's or the refusal's message must hold.
+    """
+
+    check: str
+    name: str = ""
+    says: str = ""
+
+    def fired(self, result: FaultResult) -> bool:
+        """True when this check failed, for its reason, in ``result``."""
+        if self.check == CONFORMANCE:
+            return any(f.check == self.name and self.says in f.message for f in result.findings)
+        if self.check == METRIC:
+            return any(_is_metric(m.metric, self.name) for m in result.failures)
+        if self.check == REFUSAL:
+            return result.refused is not None and self.says in result.refused
+        raise ValueError(
+            f"unknown check {self.check!r}; expected {CONFORMANCE}, {METRIC} or {REFUSAL}"
+        )
+
+    def __str__(self) -> str:
+        says = f" {self.says!r}" if self.says else ""
+        return f"{self.check} {self.name}{says}".replace("  ", " ")
+
+
+def conformance(check: str, says: str = "") -> Catch:
+    return Catch(CONFORMANCE, check, says)
+
+
+def metric(name: str) -> Catch:
+    return Catch(METRIC, name)
+
+
+def refusal(says: str) -> Catch:
+    return Catch(REFUSAL, says=says)
+
+
+def _is_metric(measured: str, name: str) -> bool:
+    return measured == name or measured.startswith(f"{name}[")
 
 
 @dataclass(frozen=True)
@@ -57,6 +111,8 @@ class Fault:
 
     ``edit`` turns one model's ONNX graph into its faulty version (graph faults);
     ``patch`` is a context in which the pipeline's code path is faulty (pipeline faults).
+    ``catches`` names, per subject (``EVERY_SUBJECT``: all of them), the checks that must all
+    fail for the fault to count as caught.
     """
 
     name: str
@@ -67,6 +123,17 @@ class Fault:
     patch: Callable[[], contextlib.AbstractContextManager] | None = None
     # The variant the edited file is filed as, when it is not the one it was made from.
     filed_as: str | None = None
+    catches: Mapping[str, tuple[Catch, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A fault with nothing to catch it would count as caught by nothing failing.
+        unguarded = [s for s in self.subjects if not self.expected(s)]
+        if unguarded:
+            raise ValueError(f"fault {self.name!r} names no check for {', '.join(unguarded)}")
+
+    def expected(self, subject: str) -> tuple[Catch, ...]:
+        """The checks that must catch this fault on ``subject``."""
+        return (*self.catches.get(EVERY_SUBJECT, ()), *self.catches.get(subject, ()))
 
 
 @dataclass(frozen=True)
@@ -76,24 +143,46 @@ class FaultResult:
     fault: str
     subject: str
     variant: str
-    findings: tuple[Finding, ...]  # conformance
-    failures: tuple[Measurement, ...]  # accuracy measurements beyond their limits
-    error: str | None  # the candidate could not even run (its message)
+    expected: tuple[Catch, ...]
+    findings: tuple[Finding, ...] = ()  # conformance
+    failures: tuple[Measurement, ...] = ()  # accuracy measurements beyond their limits
+    refused: str | None = None  # the candidate's artifacts did not load or run: the reason
+    error: str | None = None  # the fault could not be built or evaluated: it proves nothing
+
+    @property
+    def verdict(self) -> Verdict:
+        """``pass`` (caught) when every expected check fired, else ``fail`` (not caught)."""
+        if self.error is None and not self.missed():
+            return Verdict.PASS
+        return Verdict.FAIL
 
     @property
     def caught(self) -> bool:
-        return bool(self.findings or self.failures or self.error)
+        return self.verdict is Verdict.PASS
+
+    def missed(self) -> list[Catch]:
+        """The expected checks that did not fire."""
+        return [catch for catch in self.expected if not catch.fired(self)]
 
     def caught_by(self) -> str:
         """The checks that failed, worst value first for each metric."""
         parts = [f"conformance {f.check}: {f.message}" for f in self.findings]
-        if self.error:
-            parts.append(f"run refused: {self.error}")
+        if self.refused:
+            parts.append(f"run refused: {self.refused}")
         parts += [
             f"{m.metric} {m.value:.4g}{m.limit.unit} (limit {m.limit.describe()}, {m.case})"
             for m in worst_by_metric(list(self.failures))
         ]
-        return "; ".join(parts) if parts else "not caught"
+        return "; ".join(parts) if parts else "no check failed"
+
+    def describe(self) -> str:
+        """One line: what caught it, or what was expected and what happened instead."""
+        if self.error is not None:
+            return f"error: {self.error}"
+        if self.caught:
+            return self.caught_by()
+        expected = ", ".join(str(catch) for catch in self.missed())
+        return f"expected {expected} to fail; {self.caught_by()}"
 
 
 # --- graph edits ------------------------------------------------------------------------------
@@ -208,6 +297,17 @@ def same_file(model: onnx.ModelProto, _: str) -> onnx.ModelProto:
     return model
 
 
+def naive_fp16(model: onnx.ModelProto, _: str) -> onnx.ModelProto:
+    """FP16 by onnxconverter-common with ``keep_io_types`` and no op kept in FP32, the one-line
+    conversion a reconversion reaches for. On MTL it retypes the output of the AU head's
+    ``Cast(to=float)`` as float16 and ONNX Runtime refuses to load the graph (a type error)."""
+    from onnxconverter_common.float16 import convert_float_to_float16
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it warns about every value it clamps to FP16 range
+        return convert_float_to_float16(model, keep_io_types=True)
+
+
 # --- pipeline faults --------------------------------------------------------------------------
 
 
@@ -304,28 +404,61 @@ def loose_nms() -> Iterator[None]:
 # --- the catalogue ----------------------------------------------------------------------------
 
 ALL = tuple(SUBJECT_MODELS)
+# Where a fault changes the task's answer its task metric must catch it, where it changes the
+# tensors SNR must, where it breaks the contract the conformance check must.
+_INPUT_CATCHES = {
+    EVERY_SUBJECT: (metric("snr_db"),),
+    "retinaface": (metric("agreement"),),
+    "star": (metric("nme_pct"),),
+    "mtl": (metric("gaze_deg"),),
+    "mtcnn": (metric("agreement"),),
+}
+_SUBTLE_CATCHES = {
+    EVERY_SUBJECT: (metric("snr_db"),),
+    "star": (metric("nme_mean_pct"),),
+    "mtl": (metric("gaze_deg"),),
+}
 CATALOGUE: tuple[Fault, ...] = (
-    Fault("rb_swap", "red and blue channels swapped at the input", ALL, edit=swap_red_blue),
     Fault(
-        "unit_range", "input scaled to [0, 1] instead of the model's range", ALL, edit=unit_range
+        "rb_swap",
+        "red and blue channels swapped at the input",
+        ALL,
+        edit=swap_red_blue,
+        catches=_INPUT_CATCHES,
+    ),
+    Fault(
+        "unit_range",
+        "input scaled to [0, 1] instead of the model's range",
+        ALL,
+        edit=unit_range,
+        catches=_INPUT_CATCHES,
     ),
     Fault(
         "uint8_resize",
         "face crop / pyramid level resized as uint8 before float conversion",
         ALL,
         patch=uint8_resize,
+        catches=_SUBTLE_CATCHES,
     ),
     Fault(
         "star_224",
         "STAR exported at 224x224 (a resize to 256 in front of the network)",
         ("star",),
         edit=smaller_input(224),
+        catches={
+            "star": (
+                conformance("shape", "input shape (1, 3, 224, 224)"),
+                # the pipeline's 256 crop is refused by the 224 input the manifest declares
+                refusal("input 'image' has shape (1, 3, 256, 256), expected (1, 3, 224, 224)"),
+            )
+        },
     ),
     Fault(
         "mtl_heads_swapped",
         "MTL emotion and AU heads swapped (both 8 wide)",
         ("mtl",),
         edit=swap_outputs("emotion", "au"),
+        catches={"mtl": (metric("emotion_agreement"), metric("au_mean_abs"), metric("snr_db[au]"))},
     ),
     Fault(
         "fp16_is_fp32",
@@ -333,36 +466,60 @@ CATALOGUE: tuple[Fault, ...] = (
         ALL,
         edit=same_file,
         filed_as="optimized_fp16",
+        catches={
+            EVERY_SUBJECT: (
+                conformance("precision", "claims float16 but only 0% of its weights are FP16"),
+            )
+        },
+    ),
+    Fault(
+        "naive_fp16",
+        "FP16 by onnxconverter-common with keep_io_types, no op kept in FP32",
+        ("mtl",),
+        edit=naive_fp16,
+        filed_as="optimized_fp16",
+        catches={"mtl": (refusal("ONNX Runtime cannot load it"),)},
     ),
     Fault(
         "weight_noise",
         "Gaussian noise of 1 % of the weight scale in one middle conv layer",
         ALL,
         edit=middle_conv_noise,
+        catches=_SUBTLE_CATCHES,
     ),
     Fault(
         "int8_dynamic",
         "onnxruntime.quantization dynamic INT8 quantisation",
         ALL,
         edit=lambda model, _: _quantize_dynamic(model),
+        catches={
+            EVERY_SUBJECT: (
+                conformance("ops", "integer quantisation ops in a float32 variant"),
+                metric("snr_db"),
+            )
+        },
     ),
+    # RetinaFace's decode faults leave its tensors exact: only the detection checks can see them.
     Fault(
         "variances_swapped",
         "RetinaFace box decode with the prior variances swapped (0.2, 0.1)",
         ("retinaface",),
         patch=swapped_variances,
+        catches={"retinaface": (metric("agreement"), metric("min_iou"), metric("mean_iou"))},
     ),
     Fault(
         "anchors_512",
         f"RetinaFace anchors normalised for a {WRONG_ANCHOR_SIZE}-pixel input (network at 640)",
         ("retinaface",),
         patch=anchors_for_wrong_size,
+        catches={"retinaface": (metric("agreement"), metric("min_iou"))},
     ),
     Fault(
         "nms_0.6",
         f"RetinaFace NMS at IoU {WRONG_NMS_THRESHOLD} instead of 0.4",
         ("retinaface",),
         patch=loose_nms,
+        catches={"retinaface": (metric("agreement"), metric("min_iou"))},
     ),
 )
 FAULTS = {fault.name: fault for fault in CATALOGUE}
@@ -420,26 +577,60 @@ def evaluate_fault(
     reference: ReferenceSet,
     tolerances: Tolerances,
 ) -> FaultResult:
-    """Build the faulty candidate in ``work`` and run the suite's checks on it."""
-    candidate = build_candidate(fault, subject, source, work)
+    """Build the faulty candidate in ``work`` and run the suite's checks on it.
+
+    A refusal of the candidate's artifacts (ONNX Runtime cannot load them ...) is a check's
+    answer like any other; any other exception, while building the fault or running it, is the
+    result's ``error``: the fault proved nothing and counts as not caught.
+    """
+    expected = fault.expected(subject)
+    try:
+        candidate = build_candidate(fault, subject, source, work)
+    # Whatever broke, the catalogue goes on with the next fault and reports this one.
+    except Exception as exc:
+        error = f"{fault.name} on {subject}: building the fault failed: {_one_line(exc)}"
+        return FaultResult(
+            fault.name, subject, fault.filed_as or fault.variant, expected, error=error
+        )
+    try:
+        return _judge_fault(fault, subject, candidate, expected, reference, tolerances)
+    # The runner's refusals are answers (judge_subject keeps them); anything else escaping the
+    # checks is a bug or a broken patch, which must not pass for a catch.
+    except Exception as exc:
+        error = f"{fault.name} on {subject}: the checks crashed: {_one_line(exc)}"
+        return FaultResult(fault.name, subject, candidate.variant, expected, error=error)
+
+
+def _judge_fault(
+    fault: Fault,
+    subject: str,
+    candidate: Candidate,
+    expected: tuple[Catch, ...],
+    reference: ReferenceSet,
+    tolerances: Tolerances,
+) -> FaultResult:
     manifest = read_manifest(candidate.directory)
     registry = default_registry()
     findings = tuple(
         finding
         for model in SUBJECT_MODELS[subject]
-        for finding in check_artifact(
+        for finding in judge_conformance(
             candidate.directory, manifest, registry[model], candidate.variant
-        )
+        ).findings
     )
-    error, failures = None, ()
-    context = fault.patch() if fault.patch else contextlib.nullcontext()
-    try:
-        with context:
-            outputs = cases.run_subject(subject, candidate)
-        measured = compare(subject, candidate.variant, reference, outputs, tolerances)
-        failures = tuple(m for m in measured if not m.passed)
-    # Any refusal to load or run the candidate (the runner's checks, ONNX Runtime's own) is
-    # itself the verdict on the fault, so every exception is kept as the result.
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-    return FaultResult(fault.name, subject, candidate.variant, findings, failures, error)
+    with fault.patch() if fault.patch else contextlib.nullcontext():
+        result = judge_subject(subject, candidate, reference, tolerances)
+    return FaultResult(
+        fault.name,
+        subject,
+        candidate.variant,
+        expected,
+        findings,
+        tuple(result.failures),
+        refused=result.refused,
+    )
+
+
+def _one_line(exc: Exception) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -1,10 +1,13 @@
 """One accuracy run over a candidate folder: which subjects and variants it can check, and the
-measurements of each, computed once.
+verdict of each, computed once.
 
-Shared by the pytest suite (accuracy_tests/) and ``faceperf accuracy check``. Anything that
+Shared by the pytest suite (accuracy_tests/) and ``faceperf accuracy check``: both judge a model's
+conformance with ``AccuracySession.conformance`` and a subject's outputs with
+``AccuracySession.result`` (``check`` gives both for one subject and variant). Anything that
 makes a check meaningless (a model or variant the candidate lacks, Core ML off macOS, an
-artifact that fails its file check) becomes a skip with its reason; weights that differ from
-the references' are an error with the way out.
+artifact that fails its file check) becomes a skip with its reason; a candidate the runner
+refuses (ONNX Runtime cannot load it, its tensors are not the declared ones) fails that subject
+alone; weights that differ from the references' are an error with the way out.
 """
 
 from __future__ import annotations
@@ -13,32 +16,113 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceperf.accuracy.cases import SUBJECT_MODELS, SUBJECTS, Candidate, run_subject
-from faceperf.accuracy.compare import Measurement, compare, unjudged_checks
+from faceperf.accuracy.compare import Measurement, OutputMismatchError, compare, unjudged_checks
 from faceperf.accuracy.references import ReferenceSet, check_weights, read_reference
 from faceperf.accuracy.tolerances import Tolerances, load_tolerances
 from faceperf.artifacts.conformance import Finding, check_artifact
 from faceperf.artifacts.layout import Variant
 from faceperf.artifacts.manifest import Manifest, read_manifest
-from faceperf.models.registry import default_registry
+from faceperf.errors import ArtifactError, InputMismatchError
+from faceperf.models.registry import ModelSpec, default_registry
 from faceperf.runtime.backends import BackendChoice, backend_name, parse_backend
 from faceperf.runtime.coreml_backend import coreml_unavailable_reason
+from faceperf.verdicts import Verdict
 
 COREML_VARIANT = Variant.COREML
+# What a candidate's own artifacts can make the run refuse: ONNX Runtime cannot load a file (or
+# the manifest lists it but it is gone), a graph's tensors are not the declared ones or not what
+# the pipeline feeds, outputs the reference cannot be set against. Each is that subject's
+# failing verdict; anything else (an unavailable backend, a bug) still stops the run.
+CANDIDATE_REFUSALS = (ArtifactError, InputMismatchError, OutputMismatchError)
+
+
+@dataclass(frozen=True)
+class Conformance:
+    """The conformance verdict of one model in one variant of an artifact folder: ``pass``,
+    ``fail`` with its findings, or ``skipped`` with why (the folder does not hold it)."""
+
+    model: str
+    variant: str
+    verdict: Verdict
+    findings: tuple[Finding, ...] = ()
+    skipped: str | None = None
+
+
+def judge_conformance(
+    directory: Path, manifest: Manifest, spec: ModelSpec, variant: str
+) -> Conformance:
+    """Whether ``<directory>/<model>/<variant>`` keeps its contract (artifacts.conformance):
+    the one decision the pytest suite, ``faceperf accuracy check`` and the fault catalogue share.
+    Skipped when the manifest lists no such artifact (a candidate may hold only some models)."""
+    record = manifest.models.get(spec.name)
+    if record is None:
+        return _unlisted(spec.name, variant, f"{directory} has no {spec.name}")
+    if variant not in record.variants:
+        why = f"{directory} has no {variant} variant of {spec.name}"
+        return _unlisted(spec.name, variant, why)
+    findings = tuple(check_artifact(directory, manifest, spec, variant))
+    return Conformance(spec.name, variant, Verdict.FAIL if findings else Verdict.PASS, findings)
+
+
+def _unlisted(model: str, variant: str, why: str) -> Conformance:
+    return Conformance(model, variant, Verdict.SKIPPED, skipped=why)
 
 
 @dataclass(frozen=True)
 class SubjectResult:
-    """The measurements of one subject and variant, or why there are none."""
+    """The measurements of one subject and variant, or why there are none: skipped (nothing to
+    judge here) or refused (the candidate would not run, which fails it)."""
 
     subject: str
     variant: str
     measurements: tuple[Measurement, ...] = ()
     skipped: str | None = None
     unjudged: dict[str, str] = field(default_factory=dict)  # check -> why it is not judged
+    refused: str | None = None  # the runner's one-line reason, naming the file
 
     @property
     def failures(self) -> list[Measurement]:
         return [m for m in self.measurements if not m.passed]
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.skipped is not None:
+            return Verdict.SKIPPED
+        return Verdict.FAIL if self.refused is not None or self.failures else Verdict.PASS
+
+
+@dataclass(frozen=True)
+class SubjectCheck:
+    """All the check says of one subject in one variant: the conformance of each of its models,
+    then its outputs against the references."""
+
+    conformance: tuple[Conformance, ...]
+    accuracy: SubjectResult
+
+    @property
+    def verdict(self) -> Verdict:
+        """``fail`` when any part fails, ``skipped`` when nothing was judged, else ``pass``."""
+        verdicts = [c.verdict for c in self.conformance] + [self.accuracy.verdict]
+        if Verdict.FAIL in verdicts:
+            return Verdict.FAIL
+        if all(v is Verdict.SKIPPED for v in verdicts):
+            return Verdict.SKIPPED
+        return Verdict.PASS
+
+
+def judge_subject(
+    subject: str, candidate: Candidate, reference: ReferenceSet, tolerances: Tolerances
+) -> SubjectResult:
+    """Run ``subject``'s cases on ``candidate`` and measure them against ``reference``; a
+    refusal of the candidate's artifacts (``CANDIDATE_REFUSALS``) is the result, not raised."""
+    try:
+        outputs = run_subject(subject, candidate)
+        measurements = compare(subject, candidate.variant, reference, outputs, tolerances)
+    except CANDIDATE_REFUSALS as err:
+        return SubjectResult(subject, candidate.variant, refused=str(err))
+    return SubjectResult(
+        subject, candidate.variant, tuple(measurements), unjudged=unjudged_checks(reference)
+    )
 
 
 class AccuracySession:
@@ -68,7 +152,7 @@ class AccuracySession:
         self.manifest: Manifest = read_manifest(self.candidate)
         self._references: dict[str, ReferenceSet] = {}
         self._results: dict[tuple[str, str], SubjectResult] = {}
-        self._findings: dict[tuple[str, str], list[Finding]] = {}
+        self._conformance: dict[tuple[str, str], Conformance] = {}
 
     def subjects(self) -> list[str]:
         """Subjects whose models are all in the candidate."""
@@ -85,13 +169,13 @@ class AccuracySession:
             self._references[subject] = reference
         return self._references[subject]
 
-    def conformance(self, model: str, variant: str) -> list[Finding]:
-        """The artifact's contract findings (empty when it conforms)."""
+    def conformance(self, model: str, variant: str) -> Conformance:
+        """The artifact's conformance verdict (skipped when the candidate lacks it), judged once."""
         key = (model, variant)
-        if key not in self._findings:
+        if key not in self._conformance:
             spec = default_registry()[model]
-            self._findings[key] = check_artifact(self.candidate, self.manifest, spec, variant)
-        return self._findings[key]
+            self._conformance[key] = judge_conformance(self.candidate, self.manifest, spec, variant)
+        return self._conformance[key]
 
     def skip_reason(self, subject: str, variant: str) -> str | None:
         """Why ``subject`` cannot be checked in ``variant`` here, or None."""
@@ -108,7 +192,8 @@ class AccuracySession:
                 "the conformance tests"
             )
         for model in SUBJECT_MODELS[subject]:
-            broken = [f for f in self.conformance(model, variant) if f.check == "file"]
+            findings = self.conformance(model, variant).findings
+            broken = [f for f in findings if f.check == "file"]
             if broken:
                 return (
                     f"{model}/{variant} fails its file check ({broken[0].message}); see conformance"
@@ -121,6 +206,11 @@ class AccuracySession:
         if key not in self._results:
             self._results[key] = self._judge(subject, variant)
         return self._results[key]
+
+    def check(self, subject: str, variant: str) -> SubjectCheck:
+        """The conformance of ``subject``'s models in ``variant`` and the subject's result."""
+        conformance = tuple(self.conformance(m, variant) for m in SUBJECT_MODELS[subject])
+        return SubjectCheck(conformance, self.result(subject, variant))
 
     def _backend_for(self, variant: str) -> str:
         """The session's backend where it fits the variant's format, else that format's default:
@@ -135,11 +225,5 @@ class AccuracySession:
         reason = self.skip_reason(subject, variant)
         if reason:
             return SubjectResult(subject, variant, skipped=reason)
-        reference = self.reference(subject)
-        backend = self._backend_for(variant)
-        candidate = Candidate(self.candidate, variant, backend, self.threads)
-        outputs = run_subject(subject, candidate)
-        measurements = compare(subject, variant, reference, outputs, self.tolerances)
-        return SubjectResult(
-            subject, variant, tuple(measurements), unjudged=unjudged_checks(reference)
-        )
+        candidate = Candidate(self.candidate, variant, self._backend_for(variant), self.threads)
+        return judge_subject(subject, candidate, self.reference(subject), self.tolerances)

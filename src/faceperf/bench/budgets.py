@@ -11,7 +11,7 @@ Layout::
     [[budget]]
     profile = "apple-*/coreml"           # fnmatch pattern over profile names (case-sensitive)
     benchmark = "star latency"           # the name a perf test looks its budget up by
-    max_ms = 100.0                       # or min_fps = 30.0, not both
+    max_ms = 100.0                       # or min_fps, min_efficiency, max_units: exactly one
     reason = "product budget: STAR < 100 ms on Apple Silicon"
 
     [ab]                                 # the merge gate (faceperf ab): candidate vs reference
@@ -50,6 +50,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
 
+from faceperf.bench.calibration import CalibratedTiming
 from faceperf.bench.errors import BudgetsError
 from faceperf.bench.gate.storage import find_by_benchmark_name
 
@@ -63,22 +64,31 @@ _AB_KEYS = ("default_threshold", "load_threshold", "thresholds")
 DEFAULT_AB_THRESHOLD = 0.05
 DEFAULT_AB_LOAD_THRESHOLD = 0.15
 _DEFAULTS_KEYS = ("regression_threshold",)
-_BUDGET_KEYS = ("profile", "benchmark", "max_ms", "min_fps", "reason")
 _FLOOR_KEYS = ("profile", "model", "measure", "floor", "reason")
 STEADY_STATE, COLD_LOAD = "steady_state", "cold_load"
 SPEEDUP_MEASURES = (STEADY_STATE, COLD_LOAD)
 
 
+# A budget states one of these limits. The first two are absolute (the product's requirements
+# on its own hardware); the last two are relative to the machine, measured in the same run
+# (bench/calibration.py), so they hold on any CPU.
+LIMIT_KEYS = ("max_ms", "min_fps", "min_efficiency", "max_units")
+_BUDGET_KEYS = ("profile", "benchmark", *LIMIT_KEYS, "reason")
+
+
 @dataclass(frozen=True)
 class Budget:
-    """A latency or frame-rate budget of one benchmark on the profiles a pattern matches.
+    """A latency, frame-rate or efficiency budget of one benchmark on the profiles a pattern
+    matches. Exactly one limit is given.
 
     Args:
         profile: fnmatch pattern over profile names, e.g. ``apple-*/coreml``.
         benchmark: the name perf tests look the budget up by, e.g. ``star latency``.
         reason: why this number (a product requirement, a measurement); shown when it fails.
         max_ms: the most milliseconds one call may take, or
-        min_fps: the fewest calls per second a frame-at-a-time loop must sustain.
+        min_fps: the fewest calls per second a frame-at-a-time loop must sustain, or
+        min_efficiency: the least achieved GFLOP/s over the calibrated GFLOP/s (a fraction), or
+        max_units: the most canary calls one call (frame) may cost.
     """
 
     profile: str
@@ -86,25 +96,37 @@ class Budget:
     reason: str
     max_ms: float | None = None
     min_fps: float | None = None
+    min_efficiency: float | None = None
+    max_units: float | None = None
 
     def __post_init__(self) -> None:
         for key in ("profile", "benchmark", "reason"):
             value = getattr(self, key)
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"{key} = {value!r}: expected a non-empty string")
-        if (self.max_ms is None) == (self.min_fps is None):
-            raise ValueError("give exactly one of max_ms and min_fps")
-        key, value = (
-            ("max_ms", self.max_ms) if self.max_ms is not None else ("min_fps", self.min_fps)
-        )
+        given = [key for key in LIMIT_KEYS if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(LIMIT_KEYS)} (got {len(given)})")
+        key = given[0]
+        value = getattr(self, key)
         if not _is_number(value) or not value > 0:
             raise ValueError(f"{key} = {value!r}: expected a positive number")
+        if key == "min_efficiency" and not value < 1:
+            raise ValueError(f"{key} = {value!r}: expected a fraction below 1")
         object.__setattr__(self, key, float(value))
 
     @property
-    def limit_ms(self) -> float:
-        """The budget as a per-call latency: max_ms, or 1000 / min_fps."""
-        return self.max_ms if self.max_ms is not None else 1000.0 / self.min_fps
+    def portable(self) -> bool:
+        """True when the limit is relative to the machine (needs the run's calibration)."""
+        return self.min_efficiency is not None or self.max_units is not None
+
+    @property
+    def limit_ms(self) -> float | None:
+        """An absolute budget as a per-call latency: max_ms, or 1000 / min_fps; None for a
+        portable one."""
+        if self.max_ms is not None:
+            return self.max_ms
+        return None if self.min_fps is None else 1000.0 / self.min_fps
 
     @property
     def specificity(self) -> tuple[bool, int]:
@@ -112,19 +134,39 @@ class Budget:
         literals, wild = _literal_count(self.profile)
         return (not wild, literals)
 
-    def allows(self, latency_ms: float) -> bool:
-        """True when one call taking ``latency_ms`` milliseconds is within the budget.
+    def allows(self, timing: CalibratedTiming) -> bool:
+        """True when the measured timing is within the budget.
 
-        Args:
-            latency_ms: the measured per-call (per-frame) latency, e.g. the median.
+        Raises:
+            BudgetsError: a portable budget, and the timing has no calibration (or no FLOP count
+                for an efficiency floor): the test must time the canary and count the work.
         """
-        return latency_ms <= self.limit_ms
+        if self.min_efficiency is not None:
+            if timing.efficiency is None:
+                raise BudgetsError(
+                    f"budget {self.benchmark!r} ({self.describe()}) needs the canary timed beside "
+                    "every round and the FLOPs of one call"
+                )
+            return timing.efficiency >= self.min_efficiency
+        if self.max_units is not None:
+            if timing.units is None:
+                raise BudgetsError(
+                    f"budget {self.benchmark!r} ({self.describe()}) needs the canary timed beside "
+                    "every round"
+                )
+            return timing.units <= self.max_units
+        return timing.per_call_ms <= self.limit_ms
 
     def describe(self) -> str:
-        """The budget as people state it: ``≤ 100 ms`` or ``≥ 30 FPS``."""
+        """The budget as people state it: ``≤ 100 ms``, ``≥ 30 FPS``, ``efficiency ≥ 0.3``,
+        ``≤ 40 canary calls``."""
         if self.max_ms is not None:
             return f"≤ {self.max_ms:g} ms"
-        return f"≥ {self.min_fps:g} FPS"
+        if self.min_fps is not None:
+            return f"≥ {self.min_fps:g} FPS"
+        if self.min_efficiency is not None:
+            return f"efficiency ≥ {self.min_efficiency:g}"
+        return f"≤ {self.max_units:g} canary calls"
 
     def matches(self, profile: str, benchmark: str) -> bool:
         return benchmark == self.benchmark and fnmatchcase(profile, self.profile)

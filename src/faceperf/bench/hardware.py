@@ -28,22 +28,50 @@ RUNTIMES = {
 UNKNOWN_CPU = "unknown"  # the brand when /proc/cpuinfo has no model name
 
 
+# The ISA extensions ONNX Runtime's and the BLAS's kernels are picked by (MLAS dispatches on
+# AVX2/FMA, AVX-512 and its VNNI/BF16/FP16 parts, AMX; on Arm on dot-product, i8mm, BF16, SVE):
+# two CPUs that differ in one of these run different kernels. Spelled without underscores, as
+# py-cpuinfo spells some of them (``avx512vnni``) and /proc/cpuinfo others (``avx512_vnni``).
+KERNEL_ISA = frozenset(
+    {
+        "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq",
+        "avx512vnni", "avx512bf16", "avx512fp16", "avxvnni", "amxtile", "amxbf16", "amxint8",
+        "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2",
+    }
+)  # fmt: skip
+
+
+def kernel_isa(flags: frozenset[str] | set[str] | list[str]) -> frozenset[str]:
+    """The flags among ``flags`` that select kernels (KERNEL_ISA), spelled without underscores."""
+    return frozenset(f.lower().replace("_", "") for f in flags) & KERNEL_ISA
+
+
 @dataclass(frozen=True)
 class CpuIdentity:
-    """Which CPU a run was measured on: its vendor and model, as the OS names them.
+    """Which CPU a run was measured on: what tells two CPUs apart when the name does not.
 
-    The profile name is coarser than this (an AMD EPYC and an Intel Xeon with AVX-512 and two
-    cores share one), yet the CPU moves timings by more than the gate's threshold, so runs of
-    different CPUs must not be compared. Whitespace is collapsed so that two sources spelling
-    the same name differently (py-cpuinfo and faceperf's probe) still agree.
+    A virtual machine names an AMD EPYC of family 25 and one of family 26 both "AMD EPYC", and
+    the second runs STAR twice as fast: the brand string alone lets a baseline from another CPU
+    through. So the identity is the vendor and brand, the family / model / stepping numbers
+    (x86 CPUID as /proc/cpuinfo and py-cpuinfo give them), and the ISA extensions that pick
+    kernels. On a Mac the brand is the chip (``Apple M1 Pro``). Whitespace in names is
+    collapsed, so two sources spelling the same name differently still agree.
 
     Args:
         vendor: ``AuthenticAMD``, ``GenuineIntel`` (/proc/cpuinfo ``vendor_id``), ``Apple``.
         model: the brand string, e.g. ``AMD EPYC 9R14`` or ``Apple M1 Pro``.
+        family: CPUID family (None when the OS does not say: Arm, macOS).
+        model_number: CPUID model.
+        stepping: CPUID stepping.
+        isa: the kernel-selecting ISA flags (see KERNEL_ISA); empty when unknown.
     """
 
     vendor: str
     model: str
+    family: int | None = None
+    model_number: int | None = None
+    stepping: int | None = None
+    isa: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for what in ("vendor", "model"):
@@ -51,9 +79,98 @@ class CpuIdentity:
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"CPU {what} {value!r}: expected a non-empty string")
             object.__setattr__(self, what, " ".join(value.split()))
+        for what in ("family", "model_number", "stepping"):
+            value = getattr(self, what)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"CPU {what} {value!r}: expected an integer or None")
+        if isinstance(self.isa, str) or not all(isinstance(f, str) for f in self.isa):
+            raise ValueError(f"CPU isa {self.isa!r}: expected a set of flag names")
+        object.__setattr__(self, "isa", kernel_isa(self.isa))
+
+    @property
+    def numbers(self) -> str | None:
+        """``family 25 model 17 stepping 1``, or None when none is known."""
+        parts = [
+            f"{label} {value}"
+            for label, value in (
+                ("family", self.family),
+                ("model", self.model_number),
+                ("stepping", self.stepping),
+            )
+            if value is not None
+        ]
+        return " ".join(parts) or None
 
     def __str__(self) -> str:
-        return f"{self.model!r} ({self.vendor})"
+        detail = ", ".join(filter(None, [self.vendor, self.numbers]))
+        return f"{self.model!r} ({detail})"
+
+    def differences(self, other: CpuIdentity) -> list[str]:
+        """How ``other`` differs from this CPU, each as ``what: this vs other``; a field only
+        one side knows is no difference (older records carry only vendor and brand)."""
+        found = [
+            f"{label}: {mine!r} vs {theirs!r}"
+            for label, mine, theirs in (
+                ("vendor", self.vendor, other.vendor),
+                ("brand", self.model, other.model),
+                ("family", self.family, other.family),
+                ("model", self.model_number, other.model_number),
+                ("stepping", self.stepping, other.stepping),
+            )
+            if mine is not None and theirs is not None and mine != theirs
+        ]
+        if self.isa and other.isa and self.isa != other.isa:
+            only_mine, only_theirs = sorted(self.isa - other.isa), sorted(other.isa - self.isa)
+            found.append(
+                "kernel ISA: "
+                + "; ".join(
+                    filter(
+                        None,
+                        [
+                            only_mine and f"only the first has {', '.join(only_mine)}",
+                            only_theirs and f"only the second has {', '.join(only_theirs)}",
+                        ],
+                    )
+                )
+            )
+        return found
+
+    def same_as(self, other: CpuIdentity | None) -> bool:
+        """True when ``other`` is this CPU as far as both records tell (None never is)."""
+        return other is not None and not self.differences(other)
+
+    def to_json(self) -> dict[str, object]:
+        record: dict[str, object] = {"vendor": self.vendor, "model": self.model}
+        for key in ("family", "model_number", "stepping"):
+            if getattr(self, key) is not None:
+                record[key] = getattr(self, key)
+        if self.isa:
+            record["isa"] = sorted(self.isa)
+        return record
+
+    @classmethod
+    def from_json(cls, record: object) -> CpuIdentity:
+        """The identity :meth:`to_json` wrote.
+
+        Raises:
+            ValueError: not an object, or a field of the wrong type.
+        """
+        if not isinstance(record, dict):
+            raise ValueError(f"CPU record {record!r}: expected an object")
+        unknown = set(record) - {"vendor", "model", "family", "model_number", "stepping", "isa"}
+        if unknown:
+            raise ValueError(f"CPU record has unknown keys {sorted(unknown)}")
+        isa = record.get("isa", [])
+        if not isinstance(isa, list):
+            raise ValueError(f"CPU isa {isa!r}: expected a list of flag names")
+        return cls(
+            record.get("vendor"),  # type: ignore[arg-type]  # checked in __post_init__
+            record.get("model"),  # type: ignore[arg-type]
+            record.get("family"),  # type: ignore[arg-type]
+            record.get("model_number"),  # type: ignore[arg-type]
+            record.get("stepping"),  # type: ignore[arg-type]
+            frozenset(isa),
+        )
 
 
 @dataclass(frozen=True)
@@ -66,13 +183,15 @@ class SystemFacts:
     cores: int
     cpu_flags: frozenset[str] = field(default_factory=frozenset)
     cpu_vendor: str | None = None  # None: the OS did not say (aarch64 Linux, Windows)
+    cpu_numbers: tuple[int | None, int | None, int | None] = (None, None, None)
+    # ^ CPUID (family, model, stepping); None where the OS does not say (Arm, macOS)
 
     @property
     def cpu(self) -> CpuIdentity | None:
         """The CPU's identity, or None when the probe could not read both vendor and model."""
         if not self.cpu_vendor or not self.cpu_brand or self.cpu_brand == UNKNOWN_CPU:
             return None
-        return CpuIdentity(self.cpu_vendor, self.cpu_brand)
+        return CpuIdentity(self.cpu_vendor, self.cpu_brand, *self.cpu_numbers, self.cpu_flags)
 
     def describe_cpu(self) -> str:
         """The CPU as ``faceperf profile`` shows it, saying when the gate cannot check it."""
@@ -100,6 +219,7 @@ class HardwareProfile:
             "machine": self.facts.machine,
             "cpu_brand": self.facts.cpu_brand,
             "cpu_vendor": self.facts.cpu_vendor,
+            "cpu": self.facts.cpu.to_json() if self.facts.cpu else None,
             "cores": self.facts.cores,
             "backend": self.backend,
             "runtime": self.runtime,
@@ -111,15 +231,28 @@ def probe_system() -> SystemFacts:
     """Read the facts of this machine."""
     system, machine = platform.system(), platform.machine()
     brand, flags, vendor = platform.processor() or machine, frozenset(), None
+    numbers: tuple[int | None, int | None, int | None] = (None, None, None)
     if system == "Linux" and Path("/proc/cpuinfo").exists():
         cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
         (brand, flags), vendor = _linux_cpu(cpuinfo), _linux_vendor(cpuinfo)
+        numbers = linux_cpu_numbers(cpuinfo)
     elif system == "Darwin":
         model = _sysctl("machdep.cpu.brand_string")
         brand = model or brand
         # Intel Macs name their vendor (GenuineIntel); Apple Silicon has no such key.
         vendor = _sysctl("machdep.cpu.vendor") or ("Apple" if model else None)
-    return SystemFacts(system, machine, brand, os.cpu_count() or 1, flags, vendor)
+    return SystemFacts(system, machine, brand, os.cpu_count() or 1, flags, vendor, numbers)
+
+
+def linux_cpu_numbers(cpuinfo: str) -> tuple[int | None, int | None, int | None]:
+    """x86's CPUID family, model and stepping from /proc/cpuinfo's first processor (None each
+    where absent, as on Arm)."""
+
+    def number(key: str) -> int | None:
+        found = re.search(rf"^{key}\s*:\s*(\d+)\s*$", cpuinfo, re.M)
+        return int(found.group(1)) if found else None
+
+    return number("cpu family"), number("model"), number("stepping")
 
 
 def _linux_cpu(cpuinfo: str) -> tuple[str, frozenset[str]]:

@@ -1,16 +1,20 @@
-"""A real, numerically neutral slowdown of an artifact, to measure the gate's power.
+"""Real, numerically neutral slowdowns of an artifact, to measure the gates' power.
 
 ``add_identity_convs`` inserts 1x1 convolutions whose weight is the identity matrix after a
 feature map of the graph: the outputs stay bit-identical (each output is one input times 1.0
 plus zeros), while every convolution costs real multiply-adds that ONNX Runtime cannot fold
 away (the input is not a constant). Their number sets the slowdown; its size is measured, not
 assumed.
+
+``split_grouped_convs`` wastes the machine instead: the same arithmetic spread over many small
+convolutions, which the portable budgets (bench/calibration.py) must catch on any CPU.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -84,18 +88,101 @@ def add_identity_convs(
     return model
 
 
+def split_grouped_convs(model: onnx.ModelProto, channels_per_conv: int = 4) -> onnx.ModelProto:
+    """Every grouped convolution (depthwise included) lowered to a Split, one convolution per
+    ``channels_per_conv`` groups, and a Concat: what a converter emits for a target whose
+    grouped convolution is limited, and a graph ONNX Runtime cannot fuse back.
+
+    The outputs are the same (each group is computed alone either way) and so is the FLOP count
+    (bench/speedups/flops.py counts every convolution's multiply-adds), so the efficiency of
+    bench/calibration.py drops by the whole slowdown: work that carries no arithmetic.
+
+    Args:
+        model: the graph, edited in place and returned; weights and biases must be initializers.
+        channels_per_conv: groups computed by each of the new convolutions; must divide every
+            grouped convolution's group count.
+    """
+    if channels_per_conv < 1:
+        raise ValueError(f"channels_per_conv must be at least 1, got {channels_per_conv}")
+    initializers = {init.name: init for init in model.graph.initializer}
+    nodes, added = [], []
+    for index, node in enumerate(model.graph.node):
+        groups = next((a.i for a in node.attribute if a.name == "group"), 1)
+        if node.op_type != "Conv" or groups == 1:
+            nodes.append(node)
+            continue
+        if groups % channels_per_conv:
+            raise ValueError(
+                f"{node.name or f'node {index}'}: {groups} groups do not split into "
+                f"convolutions of {channels_per_conv} groups"
+            )
+        parts = groups // channels_per_conv
+        prefix = f"{node.name or index}_grouped"  # unnamed nodes must not collide
+        weight = numpy_helper.to_array(initializers[node.input[1]])
+        bias = (
+            numpy_helper.to_array(initializers[node.input[2]])
+            if len(node.input) > 2 and node.input[2]
+            else None
+        )
+        out_per_part = weight.shape[0] // parts
+        in_per_part = weight.shape[1] * channels_per_conv
+        split = f"{prefix}_split_sizes"
+        added.append(numpy_helper.from_array(np.full(parts, in_per_part, np.int64), split))
+        pieces = [f"{prefix}_part{i}" for i in range(parts)]
+        nodes.append(helper.make_node("Split", [node.input[0], split], pieces, axis=1))
+        attributes = {
+            a.name: helper.get_attribute_value(a) for a in node.attribute if a.name != "group"
+        }
+        outputs = []
+        for i, piece in enumerate(pieces):
+            rows = slice(i * out_per_part, (i + 1) * out_per_part)
+            inputs = [piece, f"{prefix}_w{i}"]
+            added.append(numpy_helper.from_array(weight[rows], inputs[1]))
+            if bias is not None:
+                inputs.append(f"{prefix}_b{i}")
+                added.append(numpy_helper.from_array(bias[rows], inputs[2]))
+            outputs.append(f"{prefix}_out{i}")
+            nodes.append(
+                helper.make_node(
+                    "Conv", inputs, [outputs[-1]], group=channels_per_conv, **attributes
+                )
+            )
+        nodes.append(helper.make_node("Concat", outputs, [node.output[0]], axis=1))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    model.graph.initializer.extend(added)
+    used = {name for node in model.graph.node for name in node.input}
+    kept = [init for init in model.graph.initializer if init.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    return model
+
+
 def slowed_copy(
     source: Path, target: Path, model: str, variant: str, count: int, tensor: str | None = None
 ) -> Path:
     """A copy of the artifact folder ``source`` in which ``model``'s ``variant`` carries
     ``count`` identity convolutions after ``tensor`` (default: the widest feature map; manifest
     updated to match); other files are linked."""
+    return edited_copy(
+        source, target, model, variant, lambda graph: add_identity_convs(graph, count, tensor)
+    )
+
+
+def edited_copy(
+    source: Path,
+    target: Path,
+    model: str,
+    variant: str,
+    edit: Callable[[onnx.ModelProto], onnx.ModelProto],
+) -> Path:
+    """A copy of the artifact folder ``source`` in which ``model``'s ``variant`` is ``edit``ed
+    (manifest updated to match); other files are linked."""
     manifest = read_manifest(source)
     shutil.copytree(source, target, copy_function=_link_or_copy)
     path = artifact_path(target, model, variant)
     path.unlink()
-    edited = add_identity_convs(onnx.load(artifact_path(source, model, variant)), count, tensor)
-    onnx.save(edited, path)
+    onnx.save(edit(onnx.load(artifact_path(source, model, variant))), path)
     record = manifest.models[model]
     variants = dict(record.variants)
     variants[variant] = rerecord_onnx(variants[variant], path)

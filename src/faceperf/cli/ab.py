@@ -13,17 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from faceperf.cli.exits import EXIT_INTERRUPTED
-from faceperf.cli.options import (
-    add_accept,
-    add_artifacts,
-    add_backend,
-    add_json,
-    add_models,
-    add_threads,
-    add_variants,
-    fraction,
-    positive_seconds,
-)
+from faceperf.cli.options import add_accept, add_json, add_models, add_threads, add_variants
+from faceperf.options import add_artifacts, add_backend, at_least, fraction, positive_seconds
 
 if TYPE_CHECKING:
     from faceperf.bench.ab.sequential import Outcome
@@ -76,7 +67,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--strict", action="store_true", help="fail on benchmarks still undecided at time-out"
     )
     add_accept(ab, help="a slowdown a reviewer accepts, with the reason (repeatable)")
-    ab.add_argument("--seed", type=int, default=0, help="seeds the order within rounds")
+    ab.add_argument("--seed", type=at_least(0), default=0, help="seeds the order within rounds")
     add_json(ab, help="print ab.json to stdout")
     ab.add_argument("--markdown", type=Path, default=None, help="also write summary.md here")
     ab.add_argument(
@@ -99,6 +90,7 @@ def _ab(args: argparse.Namespace) -> int:
     from faceperf.bench.gate.paths import budgets_path
     from faceperf.fileio import atomic_write_bytes
     from faceperf.paths import repo_root
+    from faceperf.verdicts import exit_code
 
     budgets = load_budgets(budgets_path())
     if args.threshold is not None:
@@ -136,7 +128,7 @@ def _ab(args: argparse.Namespace) -> int:
     else:
         print(terminal(result, args.strict))
         print(f"report: {report / 'summary.md'}")
-    return result.exit_code(args.strict)
+    return exit_code(result.verdicts(args.strict), args.strict)
 
 
 def _progress(outcome: Outcome) -> None:

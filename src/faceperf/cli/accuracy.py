@@ -11,18 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from faceperf.artifacts.layout import Variant
-from faceperf.cli.exits import EXIT_FAILED, EXIT_OK
-from faceperf.cli.options import (
-    add_artifacts,
-    add_backend,
-    add_json,
-    add_subjects,
-    add_variants,
-    variant_name,
-)
+from faceperf.cli.options import add_json, add_subjects, add_variants
+from faceperf.options import add_artifacts, add_backend, at_least, decibels, variant_name
+from faceperf.verdicts import EXIT_OK, Verdict, exit_code
 
 if TYPE_CHECKING:
+    from faceperf.accuracy.faults import FaultResult
     from faceperf.accuracy.localize.result import Localization
+    from faceperf.accuracy.session import SubjectCheck
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -38,7 +34,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     accuracy = commands.add_parser("accuracy", help="check candidates against the references")
     sub = accuracy.add_subparsers(dest="accuracy_command", required=True)
-    check = sub.add_parser("check", help="judge a candidate folder; exit 1 when a limit breaks")
+    check = sub.add_parser(
+        "check",
+        help="judge a candidate folder's conformance and accuracy; exit 1 when a check fails "
+        "(a limit, the contract, a file ONNX Runtime cannot load)",
+    )
     add_artifacts(check, "--candidate", help="the candidate's artifact folder")
     add_subjects(check)
     add_variants(
@@ -52,7 +52,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     check.set_defaults(func=_check)
 
-    faults = sub.add_parser("faults", help="build every catalogued fault and say what caught it")
+    faults = sub.add_parser(
+        "faults",
+        help="build every catalogued fault and say what caught it; exit 1 when one is not caught",
+    )
     add_artifacts(faults)
     add_subjects(faults)
     add_json(faults)
@@ -85,9 +88,11 @@ def _add_localize(sub: argparse._SubParsersAction) -> None:
         help="ONNX variants; for coreml the reference is the package on CPU_ONLY",
     )
     localize.add_argument(
-        "--floor", type=float, default=None, metavar="DB", help="default: tolerances.toml"
+        "--floor", type=decibels, default=None, metavar="DB", help="default: tolerances.toml"
     )
-    localize.add_argument("--cases", type=int, default=None, help="fixture cases (default 2)")
+    localize.add_argument(
+        "--cases", type=at_least(1), default=None, help="fixture cases (default 2)"
+    )
     add_json(
         localize,
         help='print JSON; an SNR is a number, "inf" (equal), "-inf", or null (not comparable)',
@@ -109,29 +114,51 @@ def _references_build(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from faceperf.accuracy.compare import worst_by_metric
     from faceperf.accuracy.session import AccuracySession
 
     session = AccuracySession(args.candidate, backend=args.backend)
-    failed = False
+    checks = []
     for subject in args.subjects or session.subjects():
         for variant in args.variants:
-            result = session.result(subject, variant)
-            if result.skipped:
-                print(f"{subject} {variant}: skipped: {result.skipped}")
-                continue
-            failures = result.failures
-            failed |= bool(failures)
-            measured = list(result.measurements)
-            shown = measured if args.all else worst_by_metric(measured)
-            print(
-                f"{subject} {variant}: {len(failures)} of {len(measured)} fail; worst per metric:"
-            )
-            for measurement in shown:
-                print(f"  {measurement.describe()}")
-            for check, why in result.unjudged.items():
-                print(f"  {check}: not judged: {why}")
-    return EXIT_FAILED if failed else EXIT_OK
+            check = session.check(subject, variant)
+            checks.append(check)
+            print("\n".join(_check_text(check, every=args.all)))
+            sys.stdout.flush()  # a subject takes seconds: show each as it is judged
+    verdicts = [check.verdict for check in checks]
+    failing = [f"{c.accuracy.subject} {c.accuracy.variant}" for c in checks if c.verdict.blocks()]
+    print(
+        f"{len(failing)} of {len(checks)} subject/variant checks fail"
+        + (f": {', '.join(failing)}" if failing else "")
+        + f"; {verdicts.count(Verdict.SKIPPED)} skipped"
+    )
+    return exit_code(verdicts)
+
+
+def _check_text(check: SubjectCheck, every: bool) -> list[str]:
+    from faceperf.accuracy.compare import worst_by_metric
+
+    result = check.accuracy
+    lines = [f"{result.subject} {result.variant}: {check.verdict}"]
+    for conformance in check.conformance:
+        where = f"{conformance.model}/{conformance.variant}"
+        if conformance.verdict is Verdict.FAIL:
+            lines += [
+                f"  conformance {where}: FAILS {f.check}: {f.message}" for f in conformance.findings
+            ]
+        elif conformance.verdict is Verdict.PASS:
+            lines.append(f"  conformance {where}: ok")
+    if result.skipped:
+        lines.append(f"  accuracy: skipped: {result.skipped}")
+        return lines
+    if result.refused:
+        lines.append(f"  accuracy: FAILS, the candidate does not run: {result.refused}")
+        return lines
+    measured = list(result.measurements)
+    shown = measured if every else worst_by_metric(measured)
+    lines.append(f"  accuracy: {len(result.failures)} of {len(measured)} fail; worst per metric:")
+    lines += [f"    {measurement.describe()}" for measurement in shown]
+    lines += [f"    {name}: not judged: {why}" for name, why in result.unjudged.items()]
+    return lines
 
 
 def _faults(args: argparse.Namespace) -> int:
@@ -143,7 +170,7 @@ def _faults(args: argparse.Namespace) -> int:
     from faceperf.accuracy.tolerances import load_tolerances
 
     tolerances = load_tolerances()
-    rows = []
+    results = []
     for subject in args.subjects or SUBJECTS:
         reference = read_reference(subject)
         for fault in CATALOGUE:
@@ -153,32 +180,39 @@ def _faults(args: argparse.Namespace) -> int:
                 result = evaluate_fault(
                     fault, subject, args.artifacts, Path(work), reference, tolerances
                 )
-            rows.append(
-                {
-                    "fault": fault.name,
-                    "subject": subject,
-                    "caught": result.caught,
-                    "by": result.caught_by(),
-                }
-            )
+            results.append(result)
             if not args.json:
-                verdict = "caught" if result.caught else "NOT CAUGHT"
-                print(f"{fault.name:18} {subject:10} {verdict}: {result.caught_by()}")
+                print(_fault_line(result))
                 sys.stdout.flush()
     if args.json:
-        print(json.dumps(rows, indent=2))
-    return EXIT_OK
+        print(json.dumps([_fault_row(result) for result in results], indent=2))
+    return exit_code(result.verdict for result in results)
+
+
+def _fault_line(result: FaultResult) -> str:
+    said = "caught" if result.caught else "NOT CAUGHT"
+    return f"{result.fault:18} {result.subject:10} {said}: {result.describe()}"
+
+
+def _fault_row(result: FaultResult) -> dict:
+    return {
+        "fault": result.fault,
+        "subject": result.subject,
+        "verdict": str(result.verdict),
+        "caught": result.caught,
+        "expected": [str(catch) for catch in result.expected],
+        "missed": [str(catch) for catch in result.missed()],
+        "by": result.caught_by(),
+        "error": result.error,
+    }
 
 
 def _localize(args: argparse.Namespace) -> int:
     from faceperf.accuracy.localize.api import localize
     from faceperf.accuracy.localize.coreml import COREML_VARIANT, localize_coreml
     from faceperf.accuracy.localize.inputs import DEFAULT_CASES
-    from faceperf.errors import FaceperfError
 
     cases = DEFAULT_CASES if args.cases is None else args.cases
-    if cases < 1:
-        raise FaceperfError(f"--cases {cases}: expected at least 1")
     if args.variant == COREML_VARIANT:
         result = localize_coreml(
             args.candidate, args.model, reference=args.reference, floor_db=args.floor, cases=cases

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from faceperf.cli.exits import EXIT_FAILED, EXIT_OK, UsageError
-from faceperf.cli.options import add_artifacts, add_json, add_models
+from faceperf.cli.options import add_json, add_models
+from faceperf.options import add_artifacts, at_least
 
 if TYPE_CHECKING:
     from faceperf.artifacts.manifest import Manifest
@@ -43,7 +44,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "calibrate", help="recompute and store the committed surrogate calibration files"
     )
     add_models(calibrate, help="comma-separated models (default: every user-checkpoint model)")
-    calibrate.add_argument("--seed", type=int, default=0, help="surrogate seed (default 0)")
+    calibrate.add_argument("--seed", type=at_least(0), default=0, help="surrogate seed (default 0)")
     calibrate.set_defaults(func=_calibrate)
 
 
@@ -66,7 +67,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="where real checkpoints are (default: weights/)",
     )
-    build.add_argument("--seed", type=int, default=None, help="surrogate seed (default 0)")
+    build.add_argument("--seed", type=at_least(0), default=None, help="surrogate seed (default 0)")
     build.add_argument(
         "--if-stale",
         action="store_true",

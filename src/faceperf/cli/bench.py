@@ -13,17 +13,14 @@ from faceperf.cli.exits import EXIT_OK, EXIT_USAGE
 from faceperf.cli.notes import warn_if_surrogate
 from faceperf.cli.options import (
     add_accept,
-    add_artifacts,
-    add_backend,
     add_json,
     add_models,
     add_mtcnn_preset,
-    add_perf_profile,
     add_runtime_options,
     add_threads,
     artifact_ref,
-    at_least,
 )
+from faceperf.options import add_artifacts, add_backend, add_perf_profile, at_least
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -84,7 +81,7 @@ def _add_baseline(commands: argparse._SubParsersAction) -> None:
     )
     update.add_argument(
         "--runs",
-        type=int,
+        type=at_least(1),
         default=3,
         help="perf runs to pool into the baseline (default 3: one run is one draw of a shared "
         "machine's state)",
@@ -126,10 +123,14 @@ def _add_speedups(sub: argparse._SubParsersAction) -> None:
 
 def _add_mtcnn(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--images", nargs="+", required=True)
-    bench.add_argument("--batch", type=int, default=1, help="frames per detect_batch call")
+    bench.add_argument(
+        "--batch", type=at_least(1), default=1, help="frames per detect_batch call (default 1)"
+    )
     add_mtcnn_preset(bench, default="openface", help="MTCNN parameters (default openface)")
-    bench.add_argument("--warmup", type=int, default=2)
-    bench.add_argument("--rounds", type=int, default=10)
+    bench.add_argument(
+        "--warmup", type=at_least(0), default=2, help="untimed rounds first (default 2)"
+    )
+    bench.add_argument("--rounds", type=at_least(1), default=10, help="timed rounds (default 10)")
     add_json(bench)
     add_runtime_options(bench)
     bench.set_defaults(func=_mtcnn)
@@ -144,6 +145,7 @@ def _compare(args: argparse.Namespace) -> int:
     from faceperf.bench.gate.render import gate_markdown, gate_text
     from faceperf.bench.gate.storage import load_run
     from faceperf.bench.report.folder import policy_from_budgets
+    from faceperf.verdicts import exit_code
 
     policy = policy_from_budgets(args.allow_mismatch, dict(args.accept))
     try:
@@ -152,7 +154,7 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"faceperf: refused: {err}", file=sys.stderr)
         return EXIT_USAGE
     print(gate_markdown(report) if args.markdown else gate_text(report))
-    return report.exit_code
+    return exit_code(report.verdicts())
 
 
 def _baseline_update(args: argparse.Namespace) -> int:
@@ -160,12 +162,9 @@ def _baseline_update(args: argparse.Namespace) -> int:
     from faceperf.bench.gate.render import membership_text
     from faceperf.bench.gate.update import perf_suite_runs, store_baseline
     from faceperf.bench.hardware import detect_profile
-    from faceperf.errors import FaceperfError
 
     profile = detect_profile(args.backend, forced=args.perf_profile)
     target = Path(args.out or baseline_path(profile.name))
-    if args.runs < 1:
-        raise FaceperfError(f"--runs {args.runs}: expected at least 1")
     if args.results:
         sources = list(args.results)
     else:
@@ -206,20 +205,20 @@ def _report(args: argparse.Namespace) -> int:
     from faceperf.bench.gate.paths import baseline_path
     from faceperf.bench.gate.storage import load_run
     from faceperf.bench.report.folder import ReportInputs, policy_from_budgets, write_report
+    from faceperf.bench.report.render import verdict_line
 
     directory = Path(args.directory)
     results = directory / "results.json"
     run = load_run(results)
     baseline = args.baseline or baseline_path(run.profile)
     policy = policy_from_budgets(args.allow_mismatch)
-    verdict = write_report(
+    written = write_report(
         directory,
         ReportInputs(results, baseline, policy),
-        f"Record one with `faceperf baseline update` ({baseline}).",
+        "Record a baseline with `faceperf baseline update`.",
     )
     print(f"report regenerated in {directory}")
-    if verdict is not None:
-        print(verdict.summary())
+    print(verdict_line(written.summary))
     return EXIT_OK
 
 

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from faceperf.cli.exits import EXIT_OK
-from faceperf.cli.options import add_artifacts, add_json, add_perf_profile
+from faceperf.cli.options import add_json
+from faceperf.options import add_artifacts, add_perf_profile
 from faceperf.runtime.backends import COMPUTE_UNITS, DEFAULT_COMPUTE_UNITS
 
 

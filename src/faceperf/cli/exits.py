@@ -1,15 +1,15 @@
-"""Exit codes of the ``faceperf`` command, and the usage error a handler raises."""
+"""The usage error a ``faceperf`` handler raises; the exit codes are faceperf.verdicts' (one
+definition for the command and the pytest plugins), imported here for the handlers' convenience."""
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_FAILED = 1  # a check failed: a regression, a broken limit, a conformance problem
-EXIT_USAGE = 2  # bad input the user can fix, or a refused comparison
-EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
+from faceperf.verdicts import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError"]
 
 
 class UsageError(Exception):
     """Options that parse one by one but not together (``--at`` with ``--seed``, say).
 
-    ``main`` reports it as argparse reports a bad option: the usage line, the message, exit 2.
+    ``main`` reports it as the parser reports a bad option: one line, exit 2.
     """

@@ -17,6 +17,7 @@ from faceperf.cli.options import (
     add_threads,
     artifact_ref,
 )
+from faceperf.options import at_least, frames_per_second
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,9 +52,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub = video.add_subparsers(dest="video_command", required=True)
     make = sub.add_parser("make", help="write the synthetic 1080p clip as mp4")
     make.add_argument("--out", required=True)
-    make.add_argument("--frames", type=int, default=120)
-    make.add_argument("--seed", type=int, default=0)
-    make.add_argument("--fps", type=int, default=30)
+    make.add_argument("--frames", type=at_least(1), default=120, help="frames (default 120)")
+    make.add_argument("--seed", type=at_least(0), default=0, help="seed of the clip (default 0)")
+    make.add_argument(
+        "--fps", type=frames_per_second, default=30.0, help="frame rate in the file (default 30)"
+    )
     make.set_defaults(func=_video_make)
 
 
@@ -76,11 +79,11 @@ def _add_pipeline(commands: argparse._SubParsersAction) -> None:
     source.add_argument("--video", type=Path)
     source.add_argument(
         "--synthetic",
-        type=int,
+        type=at_least(1),
         metavar="N",
         help="N frames of the deterministic synthetic 1080p clip",
     )
-    pipeline.add_argument("--seed", type=int, default=0, help="seed of the synthetic clip")
+    pipeline.add_argument("--seed", type=at_least(0), default=0, help="seed of the synthetic clip")
     add_threads(pipeline, default=None, help="ONNX Runtime intra-op threads per model")
     pipeline.add_argument(
         "--report",

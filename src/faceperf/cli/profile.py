@@ -8,7 +8,8 @@ import json
 import sys
 
 from faceperf.cli.exits import EXIT_OK, EXIT_USAGE
-from faceperf.cli.options import add_backend, add_json, add_perf_profile
+from faceperf.cli.options import add_json
+from faceperf.options import add_backend, add_perf_profile
 
 
 def register(commands: argparse._SubParsersAction) -> None:

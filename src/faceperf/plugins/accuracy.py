@@ -1,6 +1,7 @@
 """pytest options of the accuracy suite (accuracy_tests/): which candidate, on which backend,
-against which tolerances. The options parse with the CLI's types (a bad backend is a usage
-error naming ``--accuracy-backend``); a malformed tolerances file stops the run at collection."""
+against which tolerances. The options parse with the types the CLI shares (faceperf.options: a
+bad backend is a usage error naming ``--accuracy-backend``); a malformed tolerances file stops
+the run at collection."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from faceperf.accuracy.tolerances import Tolerances, TolerancesError, load_tolerances
-from faceperf.cli.options import add_artifacts, add_backend
+from faceperf.options import add_artifacts, add_backend
 
 _TOLERANCES = pytest.StashKey[Tolerances]()
 

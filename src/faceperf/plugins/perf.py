@@ -1,17 +1,19 @@
 """faceperf's pytest plugin: the hardware profile in every benchmark record, the merge gate
 (`--perf-reference`: the candidate artifacts against a reference set, interleaved, one verdict per
 benchmark), and a report with the merge gate's verdicts first and the baseline gate after them,
-after every `pytest -m perf` run.
+after every `pytest -m perf` run (with `--benchmark-json FILE` too: the report keeps a copy).
 
 Registered by the repository's conftest.py. Prints and decides the exit status; the logic it
-calls lives in faceperf.bench. Its options parse with the CLI's types (faceperf.cli.options): a
-bad value is a usage error naming the ``--perf-...`` flag, and the hooks get typed values.
+calls lives in faceperf.bench. Its options parse with the types the CLI shares (faceperf.options):
+a bad value is a usage error naming the ``--perf-...`` flag, and the hooks get typed values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from _pytest.mark.expression import Expression
@@ -22,7 +24,7 @@ from faceperf.bench.gate.canary import Canary
 from faceperf.bench.gate.paths import baseline_path
 from faceperf.bench.gate.storage import faceperf_machine_info
 from faceperf.bench.hardware import HardwareProfile, detect_profile, runtime_versions
-from faceperf.cli.options import (
+from faceperf.options import (
     add_backend,
     add_perf_profile,
     at_least,
@@ -31,10 +33,15 @@ from faceperf.cli.options import (
 )
 from faceperf.paths import repo_root
 
+if TYPE_CHECKING:
+    from faceperf.bench.report.summary import Section
+
 _PROFILE = pytest.StashKey[HardwareProfile]()
 _REPORT = pytest.StashKey[Path]()
 _AB = pytest.StashKey[AbResult]()
 _AB_PLAN = pytest.StashKey[AbSetup]()
+_OWN_JSON = pytest.StashKey[tuple[Path, int | None]]()
+_BUDGET_LINES = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -107,14 +114,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_PROFILE] = detect_profile(
         config.getoption("--perf-backend"), forced=config.getoption("--perf-profile")
     )
-    measuring = perf_selected(config) and not config.getoption("benchmark_disable", False)
-    if measuring and config.getoption("benchmark_json", None) is None:
-        # Sortable, and distinct for two runs started within the same second.
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
-        report = repo_root() / "reports" / stamp
-        report.mkdir(parents=True, exist_ok=True)
+    if not perf_selected(config) or config.getoption("benchmark_disable", False):
+        return
+    # Sortable, and distinct for two runs started within the same second.
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
+    report = repo_root() / "reports" / stamp
+    report.mkdir(parents=True, exist_ok=True)
+    config.stash[_REPORT] = report
+    own = config.getoption("benchmark_json", None)
+    if own is None:
         config.option.benchmark_json = report / "results.json"
-        config.stash[_REPORT] = report
+    else:
+        # pytest-benchmark writes --benchmark-json FILE; the report copies it after the run.
+        # Its modification time now tells a FILE this run wrote from one an earlier run left.
+        config.stash[_OWN_JSON] = (Path(own), _mtime(Path(own)))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -187,6 +200,22 @@ def perf_canary(perf_threads: int) -> Canary:
 
 
 @pytest.fixture(scope="session")
+def budget_report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Where a budget test says what it measured (absolute time, calibration, efficiency, the
+    budget): one line each, printed in the terminal summary whether the test passed or not."""
+    lines = request.config.stash.setdefault(_BUDGET_LINES, [])
+    return lines.append
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    lines = config.stash.get(_BUDGET_LINES, [])
+    if lines:
+        terminalreporter.section("faceperf budgets")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
 def perf_profile(request: pytest.FixtureRequest) -> HardwareProfile:
     """The hardware profile of this run (detected, or forced with --perf-profile)."""
     return request.config.stash[_PROFILE]
@@ -204,47 +233,100 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     report = config.stash.get(_REPORT, None)
-    ab = config.stash.get(_AB, None)
-    lead = ""
-    if report is not None and ab is not None:
-        from faceperf.bench.ab.render import PYTEST_FLAGS, markdown
-        from faceperf.bench.ab.run import write_ab_files
-
-        strict = config.getoption("--perf-ab-strict")
-        write_ab_files(report, ab, strict)
-        _say(config.pluginmanager.get_plugin("terminalreporter"), ab.headline(strict))
-        # The merge gate leads: it is the verdict on this change; the committed baseline
-        # follows, for budgets and long-horizon drift.
-        lead = markdown(ab, strict, PYTEST_FLAGS) + "\n---\n\n"
-    if report is None or not (report / "results.json").exists():
+    if report is None:
         return
-    from faceperf.bench.report.folder import ReportInputs, policy_from_budgets, write_report
+    from faceperf.bench.errors import ProfileMismatchError
+    from faceperf.bench.gate.render import BASELINE_KEY
+    from faceperf.bench.gate.render import not_run_section as baseline_not_run
+    from faceperf.bench.report.folder import (
+        ReportInputs,
+        perf_title,
+        policy_from_budgets,
+        write_report,
+        write_summary,
+    )
+    from faceperf.bench.report.render import verdict_line
+    from faceperf.bench.report.summary import Summary
     from faceperf.errors import FaceperfError
+    from faceperf.verdicts import EXIT_USAGE, worst_exit
 
-    profile = config.stash[_PROFILE]
-    baseline = config.getoption("--perf-baseline") or baseline_path(profile.name)
     terminal = config.pluginmanager.get_plugin("terminalreporter")
-    try:
-        policy = policy_from_budgets(
-            config.getoption("--perf-allow-mismatch"), mismatch_flag="--perf-allow-mismatch"
-        )
-        verdict = write_report(
-            report,
-            ReportInputs(report / "results.json", baseline, policy),
-            f"Record one with `faceperf baseline update` ({baseline}).",
-            lead=lead,
-        )
-    except FaceperfError as err:
-        _say(terminal, f"faceperf: gate not run: {err}")
-        session.exitstatus = max(int(session.exitstatus), 2)
-        return
+    no_gate = config.getoption("--perf-no-gate")
+    profile = config.stash[_PROFILE]
+    # The merge gate leads: it is the verdict on this change; the committed baseline follows,
+    # for budgets and long-horizon drift.
+    lead = _merge_gate(config, report)
+    results = _results(config, report)
+    summary = Summary(perf_title(profile.name), tuple(lead))
+    if results is not None:
+        baseline = config.getoption("--perf-baseline") or baseline_path(profile.name)
+        try:
+            policy = policy_from_budgets(
+                config.getoption("--perf-allow-mismatch"), mismatch_flag="--perf-allow-mismatch"
+            )
+            hint = "Record a baseline with `faceperf baseline update`."
+            inputs = ReportInputs(results, baseline, policy)
+            summary = write_report(report, inputs, hint, lead=lead).summary
+        except ProfileMismatchError as err:
+            # The committed baseline of another CPU says nothing about this run: skip it with
+            # that line (the merge gate needs no baseline). A baseline named on the command
+            # line is a comparison asked for, and refused as `faceperf compare` refuses it.
+            summary = Summary(summary.title, (*lead, baseline_not_run(str(err))))
+            write_summary(report, summary)
+            _say(terminal, f"faceperf: baseline gate skipped: {err}")
+            if config.getoption("--perf-baseline") is not None and not no_gate:
+                session.exitstatus = worst_exit(int(session.exitstatus), EXIT_USAGE)
+        except FaceperfError as err:
+            # The verdict line says why; a broken baseline or results file is input to fix.
+            summary = Summary(summary.title, (*lead, baseline_not_run(str(err))))
+            write_summary(report, summary)
+            if not no_gate:
+                session.exitstatus = worst_exit(int(session.exitstatus), EXIT_USAGE)
+    elif lead:
+        write_summary(report, summary)
+    else:
+        return  # nothing timed and no merge gate: nothing to report
     _say(terminal, f"faceperf report: {report / 'summary.md'}")
-    if verdict is None:
-        _say(terminal, f"faceperf: no baseline for {profile.name} ({baseline}); nothing gated")
-        return
-    _say(terminal, verdict.summary())
-    if verdict.exit_code and not config.getoption("--perf-no-gate"):
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    _say(terminal, verdict_line(summary))
+    # --perf-no-gate: the baseline gate is reported, never fails the run (`baseline update`).
+    code = summary.exit_code(ignore={BASELINE_KEY} if no_gate else ())
+    session.exitstatus = worst_exit(int(session.exitstatus), code)
+
+
+def _merge_gate(config: pytest.Config, report: Path) -> list[Section]:
+    """The merge gate's section, its ab.json and ab.png written; none when it was not set up."""
+    from faceperf.bench.ab.render import PYTEST_FLAGS, ab_section, not_run_section
+    from faceperf.bench.ab.run import write_ab_data
+
+    ab = config.stash.get(_AB, None)
+    if ab is not None:
+        write_ab_data(report, ab)
+        return [ab_section(ab, config.getoption("--perf-ab-strict"), PYTEST_FLAGS)]
+    setup = config.stash.get(_AB_PLAN, None)
+    if setup is not None and setup.skip_reason is not None:
+        return [not_run_section(setup.skip_reason)]
+    return []
+
+
+def _results(config: pytest.Config, report: Path) -> Path | None:
+    """The report's results.json, copied from --benchmark-json FILE when this run wrote FILE;
+    None when the run timed nothing."""
+    from faceperf.fileio import atomic_write_bytes
+
+    results = report / "results.json"
+    own = config.stash.get(_OWN_JSON, None)
+    if own is not None:
+        path, before = own
+        if _mtime(path) not in (None, before):
+            atomic_write_bytes(results, path.read_bytes())
+    return results if results.exists() else None
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 def _say(terminal: object, text: str) -> None:

@@ -8,7 +8,8 @@ import math
 from faceperf.bench.ab.render import PYTEST_FLAGS, markdown, plot, terminal
 from faceperf.bench.ab.result import AbResult
 from faceperf.bench.ab.sequential import Outcome
-from faceperf.bench.ab.stats import LookSchedule, RatioInterval, Verdict
+from faceperf.bench.ab.stats import LookSchedule, RatioInterval
+from faceperf.verdicts import Verdict, exit_code
 
 
 def _outcome(name: str, verdict: Verdict, low: float, point: float, high: float) -> Outcome:
@@ -35,24 +36,43 @@ def _result(**kwargs) -> AbResult:
     return AbResult(outcomes=outcomes, added=("mtl/coreml",), removed=(), **kwargs)
 
 
+def _exit(result: AbResult, strict: bool = False) -> int:
+    return exit_code(result.verdicts(strict), strict)
+
+
 def test_slower_fails_undecided_only_when_strict_and_accepted_passes():
     result = _result()
-    assert result.exit_code() == 1 and result.exit_code(strict=True) == 1
+    assert _exit(result) == 1 and _exit(result, strict=True) == 1
     assert [o.name for o in result.failing(strict=True)] == ["star-optimized", "pipeline"]
     accepted = _result(accepted={"star-optimized": "bigger model, reviewed"})
-    assert accepted.exit_code() == 0 and accepted.exit_code(strict=True) == 1
+    assert _exit(accepted) == 0 and _exit(accepted, strict=True) == 1
+    assert accepted.verdicts() == [
+        Verdict.ACCEPTED,
+        Verdict.SAME,
+        Verdict.SAME,
+        Verdict.UNDECIDED,
+        Verdict.ADDED,
+    ]
 
 
 def test_the_summary_leads_with_one_verdict_line_and_folds_what_is_the_same():
     text = markdown(_result())
     first, rest = text.split("\n", 1)
-    assert first.startswith("**faceperf ab: FAIL: star-optimized slower")
+    assert first.startswith("**faceperf ab: FAIL** — merge gate: FAIL, star-optimized slower (")
+    assert "(5 benchmarks: 1 slower, 2 same, 1 undecided, 1 added; 0 s)" in first
     shown, folded = rest.split("<details>")
-    assert "| star-optimized | slower |" in shown and "| pipeline | undecided |" in shown
+    assert "| star-optimized | slower |" in shown and "| pipeline | undecided ¹ |" in shown
+    assert "| mtl/coreml | added (candidate only, not judged) |" in shown
     assert "mtl-optimized" not in shown and "| mtl-optimized | same |" in folded
-    assert "2 benchmark(s) the same" in folded
+    assert folded.startswith("<summary>2 more rows (2 same)</summary>")
     assert text.count("close other programs") == 1
-    assert "added (candidate only, not judged): `mtl/coreml`" in text
+    assert "- ¹ An `undecided` benchmark needs more rounds" in folded.split("**Notes**")[1]
+
+
+def test_an_accepted_slowdown_shows_what_it_was_and_why():
+    text = markdown(_result(accepted={"star-optimized": "bigger | model"}))
+    assert "| star-optimized | accepted (slower): bigger \\| model |" in text
+    assert text.startswith("**faceperf ab: PASS** — merge gate: PASS (")
 
 
 def test_the_advice_names_the_flags_of_whoever_ran_the_gate():

@@ -16,7 +16,7 @@ from faceperf.bench.ab.sequential import (
     first_look_rounds,
     measure_sequential,
 )
-from faceperf.bench.ab.stats import Verdict
+from faceperf.verdicts import Verdict
 
 
 def _noisy(time: FakeTime, name: str, median_s: float, sigma: float, seed: int):

@@ -14,12 +14,12 @@ from scipy.stats import binom
 from faceperf.bench.ab.stats import (
     LookSchedule,
     RatioInterval,
-    Verdict,
     judge,
     log_ratios,
     median_interval,
     ratio_interval,
 )
+from faceperf.verdicts import Verdict
 
 
 def test_the_interval_of_twenty_values_is_the_sixth_to_fifteenth_at_95_percent():

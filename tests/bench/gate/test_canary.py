@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from faceperf.bench.gate.canary import CANARY_KEY, Canary, canary_ratios, pedantic_with_canary
-from faceperf.bench.gate.compare import GatePolicy, Verdict, compare_runs
+from faceperf.bench.gate.compare import GatePolicy, compare_runs
 from faceperf.bench.gate.storage import BenchmarkRun, BenchmarkSamples
+from faceperf.verdicts import Verdict
 
 PROFILE = "linux-x86_64-avx512/ort-cpu"
 NAME = "perf_tests/test_latency.py::test_steady_state_latency_ort_cpu[star-optimized]"
@@ -40,7 +41,7 @@ def test_a_slower_machine_is_not_a_regression_when_the_canary_saw_it():
     for seed in range(20):
         cur = _run(0.2, 1.3 * np.ones(20), seed=100 + seed)  # the whole run 30 % slower
         row = _row(base, cur)
-        assert row.verdict is Verdict.UNCHANGED, row
+        assert row.verdict is Verdict.SAME, row
         machine, raw = re.search(r"machine ([+-]\d+)%, raw ([+-][\d.]+)%", row.note).groups()
         assert abs(float(machine) - 30) <= 3 and abs(float(raw) - 30) <= 3
 
@@ -49,7 +50,7 @@ def test_without_the_canary_the_same_runs_are_a_false_alarm():
     # The control: what the canary is for.
     base = _run(0.2, np.ones(20), seed=1, with_canary=False)
     cur = _run(0.2, 1.3 * np.ones(20), seed=2, with_canary=False)
-    assert _row(base, cur).verdict is Verdict.REGRESSION
+    assert _row(base, cur).verdict is Verdict.SLOWER
 
 
 def test_a_slower_artifact_is_flagged_whatever_the_machine_did():
@@ -57,7 +58,7 @@ def test_a_slower_artifact_is_flagged_whatever_the_machine_did():
         base = _run(0.2, _machine(seed), seed=seed)
         cur = _run(0.2 * 1.15, _machine(50 + seed), seed=50 + seed)
         row = _row(base, cur)
-        assert row.verdict is Verdict.REGRESSION, row
+        assert row.verdict is Verdict.SLOWER, row
         assert row.change == pytest.approx(0.15, abs=0.03)
 
 

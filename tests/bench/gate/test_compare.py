@@ -11,13 +11,13 @@ from faceperf.bench.errors import ProfileMismatchError
 from faceperf.bench.gate.compare import (
     GatePolicy,
     GateReport,
-    Verdict,
     compare_runs,
     sample_warnings,
 )
 from faceperf.bench.gate.render import gate_markdown
 from faceperf.bench.gate.storage import BenchmarkRun, BenchmarkSamples
 from faceperf.bench.hardware import CpuIdentity
+from faceperf.verdicts import Verdict, exit_code
 
 PROFILE = "linux-x86_64-avx512/ort-cpu"
 VERSIONS = {"onnxruntime": "1.31.1"}
@@ -59,8 +59,8 @@ def test_same_distribution_is_never_flagged(noise: float) -> None:
             _timings(2 * seed, 0.110, noise=noise), _timings(2 * seed + 1, 0.110, noise=noise)
         )
         (row,) = report.rows
-        assert row.verdict is Verdict.UNCHANGED, f"seed {seed}: {row}"
-        assert report.exit_code == 0
+        assert row.verdict is Verdict.SAME, f"seed {seed}: {row}"
+        assert exit_code(report.verdicts()) == 0
 
 
 def test_a_slowdown_above_the_threshold_is_flagged() -> None:
@@ -71,10 +71,10 @@ def test_a_slowdown_above_the_threshold_is_flagged() -> None:
         for factor, policy in ((1.10, GatePolicy(default_threshold=0.05)), (1.15, GatePolicy())):
             report = _compare(_timings(seed, 0.010), _timings(100 + seed, 0.010 * factor), policy)
             (row,) = report.rows
-            assert row.verdict is Verdict.REGRESSION, f"seed {seed}, x{factor}: {row}"
+            assert row.verdict is Verdict.SLOWER, f"seed {seed}, x{factor}: {row}"
             assert row.p_value < 0.01
-            assert report.regressions == (row,)
-            assert report.exit_code == 1
+            assert report.failing == (row,)
+            assert exit_code(report.verdicts()) == 1
 
 
 def test_a_significant_but_small_slowdown_is_not_flagged() -> None:
@@ -82,8 +82,8 @@ def test_a_significant_but_small_slowdown_is_not_flagged() -> None:
     (row,) = report.rows
     assert row.p_value < 1e-4  # clearly real...
     assert 0.03 < row.change < 0.07  # ...but under the 10 % that matters
-    assert row.verdict is Verdict.UNCHANGED
-    assert report.exit_code == 0
+    assert row.verdict is Verdict.SAME
+    assert exit_code(report.verdicts()) == 0
 
 
 def test_a_large_but_insignificant_slowdown_is_not_flagged() -> None:
@@ -93,19 +93,19 @@ def test_a_large_but_insignificant_slowdown_is_not_flagged() -> None:
     (row,) = report.rows
     assert row.change == pytest.approx(0.16)
     assert row.p_value > 0.1
-    assert row.verdict is Verdict.UNCHANGED
+    assert row.verdict is Verdict.SAME
 
 
 def test_a_large_change_on_three_samples_is_unstable_not_a_regression() -> None:
     report = _compare(_timings(1, 0.010, n=3), _timings(2, 0.013, n=3))
     (row,) = report.rows
     assert row.change > 0.2
-    assert row.verdict is Verdict.UNCHANGED
+    assert row.verdict is Verdict.SAME
     assert row.unstable
     (warning,) = row.warnings
     assert warning.startswith("only 3 baseline / 3 current samples (need 5): too few")
     assert warning.endswith("increase rounds")
-    assert report.exit_code == 0
+    assert exit_code(report.verdicts()) == 0
     assert report.unstable == (row,)
 
 
@@ -116,7 +116,7 @@ def test_too_few_samples_never_regress_even_when_the_test_is_significant() -> No
     )
     (row,) = report.rows
     assert row.p_value < 0.05
-    assert row.verdict is Verdict.UNCHANGED
+    assert row.verdict is Verdict.SAME
     assert row.unstable
 
 
@@ -139,9 +139,9 @@ def test_one_run_alone_gets_the_same_advice() -> None:
 def test_a_significant_speedup_is_an_improvement() -> None:
     report = _compare(_timings(1, 0.010), _timings(2, 0.008))
     (row,) = report.rows
-    assert row.verdict is Verdict.IMPROVEMENT
+    assert row.verdict is Verdict.FASTER
     assert row.p_value < 0.01  # tested in the direction of the change
-    assert report.exit_code == 0
+    assert exit_code(report.verdicts()) == 0
 
 
 def test_per_benchmark_threshold_override() -> None:
@@ -151,7 +151,7 @@ def test_per_benchmark_threshold_override() -> None:
     policy = GatePolicy(thresholds={"test_steady_state_latency_ort_cpu[star-optimized]": 0.25})
     report = compare_runs(base, cur, policy)
     verdicts = {row.name: row.verdict for row in report.rows}
-    assert verdicts == {STAR: Verdict.UNCHANGED, MTL: Verdict.REGRESSION}
+    assert verdicts == {STAR: Verdict.SAME, MTL: Verdict.SLOWER}
     assert {row.name: row.threshold for row in report.rows} == {STAR: 0.25, MTL: 0.10}
     assert "threshold 25%" in gate_markdown(report)
 
@@ -164,10 +164,10 @@ def test_an_accepted_regression_passes_with_its_reason() -> None:
     rows = {row.name: row for row in report.rows}
     assert rows[STAR].verdict is Verdict.ACCEPTED
     assert rows[STAR].note == reason
-    assert rows[MTL].verdict is Verdict.UNCHANGED
+    assert rows[MTL].verdict is Verdict.SAME
     assert "listed as accepted but did not regress" in rows[MTL].note
-    assert report.regressions == ()
-    assert report.exit_code == 0
+    assert report.failing == ()
+    assert exit_code(report.verdicts()) == 0
     assert reason in gate_markdown(report)
 
 
@@ -180,14 +180,14 @@ def test_added_and_removed_benchmarks_are_reported() -> None:
     assert rows["old"].current_median_s is None and rows["old"].baseline_median_s is not None
     assert rows["new"].verdict is Verdict.ADDED
     assert rows["new"].baseline_median_s is None and rows["new"].p_value is None
-    assert report.exit_code == 0
+    assert exit_code(report.verdicts()) == 0
     assert "| `new` | — | 20.0 | — | — | added |" in gate_markdown(report)
 
 
 def test_an_empty_current_run_fails() -> None:
     report = compare_runs(_run(star=_timings(1, 0.1)), _run(), GatePolicy())
     assert [row.verdict for row in report.rows] == [Verdict.REMOVED]
-    assert report.exit_code == 1
+    assert exit_code(report.verdicts()) == 1
     assert "the current run measured no benchmarks" in report.summary()
     assert report.summary().startswith(f"faceperf gate on {PROFILE}: FAIL")
 
@@ -195,7 +195,7 @@ def test_an_empty_current_run_fails() -> None:
 def test_nothing_against_nothing_fails_too() -> None:
     report = compare_runs(_run(), _run(), GatePolicy())
     assert report.rows == ()
-    assert report.exit_code == 1
+    assert exit_code(report.verdicts()) == 1
     assert report.summary() == (
         f"faceperf gate on {PROFILE}: FAIL (the current run measured no benchmarks)"
     )
@@ -205,7 +205,7 @@ def test_nothing_against_nothing_fails_too() -> None:
 def test_an_empty_baseline_is_reported_and_everything_is_added() -> None:
     report = compare_runs(_run(), _run(star=_timings(1, 0.1)), GatePolicy())
     assert [row.verdict for row in report.rows] == [Verdict.ADDED]
-    assert report.exit_code == 0
+    assert exit_code(report.verdicts()) == 0
     assert report.notices == ("the baseline has no benchmarks: nothing was compared",)
 
 
@@ -240,7 +240,7 @@ def test_a_mismatch_can_be_allowed_and_is_shown() -> None:
     report = compare_runs(base, cur, GatePolicy(allow_mismatch=True))
     assert report.baseline_profile == "apple-m1-pro/coreml"
     assert len(report.mismatches) == 2
-    assert "> ⚠ allowed mismatch: baseline profile 'apple-m1-pro/coreml'" in gate_markdown(report)
+    assert "⚠ allowed mismatch: baseline profile 'apple-m1-pro/coreml'" in gate_markdown(report)
 
 
 def test_another_cpu_of_the_same_profile_is_refused_with_both_names() -> None:
@@ -277,11 +277,12 @@ def test_another_cpu_can_be_allowed_and_is_shown() -> None:
     (mismatch,) = report.mismatches
     assert mismatch == (
         "allowed mismatch: baseline recorded on CPU 'AMD EPYC' (AuthenticAMD), this run on "
-        "'Intel(R) Xeon(R) Platinum 8481C' (GenuineIntel)"
+        "'Intel(R) Xeon(R) Platinum 8481C' (GenuineIntel) (vendor: 'AuthenticAMD' vs "
+        "'GenuineIntel'; brand: 'AMD EPYC' vs 'Intel(R) Xeon(R) Platinum 8481C')"
     )
-    assert f"> ⚠ {mismatch}" in gate_markdown(report)
+    assert f"⚠ {mismatch}" in gate_markdown(report)
     assert report.notices == ()
-    assert report.exit_code == 0
+    assert exit_code(report.verdicts()) == 0
 
 
 def test_the_same_cpu_passes_without_a_notice() -> None:
@@ -318,8 +319,8 @@ def test_an_unknown_cpu_is_a_notice_not_a_refusal(
     report = compare_runs(base, cur, GatePolicy())
     assert report.mismatches == ()
     assert report.notices == (expected,)
-    assert report.exit_code == 0
-    assert f"> ⚠ {expected}" in gate_markdown(report)
+    assert exit_code(report.verdicts()) == 0
+    assert f"⚠ {expected}" in gate_markdown(report)
 
 
 def test_markdown_has_one_row_per_benchmark() -> None:
@@ -328,17 +329,16 @@ def test_markdown_has_one_row_per_benchmark() -> None:
     cur = _run(star=_timings(4, 0.13), mtl=_timings(5, 0.0100), **{piped: _timings(6, 0.0002)})
     text = gate_markdown(compare_runs(base, cur, GatePolicy()))
     lines = text.splitlines()
-    header = lines.index(
-        "| benchmark | baseline (ms) | current (ms) | change | p-value | verdict | note |"
-    )
-    rows = [line for line in lines[header + 2 :] if line.startswith("| ")]
+    header = "| benchmark | baseline (ms) | current (ms) | change | p-value | verdict | note |"
+    assert lines.count(header) == 2  # the rows that decide; the rest, folded
+    rows = [line for line in lines if line.startswith("| `")]
     assert len(rows) == 4
     assert all(row.count(" | ") == 6 for row in rows)  # the pipe in a name is escaped
     assert "`f.py::test_x[a\\|b]`" in text
     star = next(row for row in rows if "star" in row)
     assert star.startswith(f"| `{STAR}` | 100 | 130 | +")
-    assert "| **regression** |" in star
-    assert text.startswith(f"**faceperf gate on {PROFILE}: FAIL (1 regression, ")
+    assert "| **slower** |" in star
+    assert text.startswith(f"**faceperf gate on {PROFILE}: FAIL** — baseline gate: FAIL, ")
 
 
 @pytest.mark.parametrize(
@@ -383,5 +383,5 @@ def test_verdicts_do_not_depend_on_the_unit(base: list, cur: list, exponent: int
 def test_fewer_than_five_samples_never_regress(base: list, cur: list) -> None:
     for first, second in ((base, cur), (cur, base)):
         (row,) = _compare(tuple(first), tuple(second), GatePolicy(alpha=0.5)).rows
-        assert row.verdict is Verdict.UNCHANGED
+        assert row.verdict is Verdict.SAME
         assert row.unstable

@@ -172,7 +172,26 @@ def test_the_committed_old_format_baseline_names_its_cpu() -> None:
     # Recorded before faceperf stored the CPU: only pytest-benchmark's py-cpuinfo fields name it.
     path = repo_root() / "baselines" / "linux-x86_64-avx512-2core__ort-cpu.json"
     assert "cpu" not in json.loads(path.read_text())["machine_info"]["faceperf"]
-    assert load_run(path).cpu == EPYC
+    cpu = load_run(path).cpu
+    assert (cpu.vendor, cpu.model, cpu.family, cpu.model_number, cpu.stepping) == (
+        "AuthenticAMD",
+        "AMD EPYC",
+        26,
+        2,
+        1,
+    )
+    assert {"avx512f", "avx512vnni", "avx2", "fma"} <= cpu.isa
+
+
+def test_two_epycs_that_share_a_brand_string_are_told_apart() -> None:
+    # The case: a VM calls both "AMD EPYC"; family 26 runs STAR twice as fast as 25.
+    zen5 = CpuIdentity("AuthenticAMD", "AMD EPYC", 26, 2, 1, frozenset({"avx512f"}))
+    zen4 = CpuIdentity("AuthenticAMD", "AMD EPYC", 25, 17, 1, frozenset({"avx512_f"}))
+    assert zen5.differences(zen4) == ["family: 26 vs 25", "model: 2 vs 17"]
+    assert not zen4.same_as(zen5)
+    # A record with only vendor and brand (older files) is no evidence of a difference.
+    assert EPYC.same_as(zen4) and zen4.same_as(EPYC)
+    assert CpuIdentity.from_json(zen4.to_json()) == zen4
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,8 @@ from fake_time import FakeTime
 
 from faceperf.bench.budgets import SpeedupFloor
 from faceperf.bench.gate.storage import BenchmarkRun, BenchmarkSamples
+from faceperf.bench.report.render import summary_markdown
+from faceperf.bench.report.summary import Summary
 from faceperf.bench.speedups.estimate import (
     SPEEDUP_KEY,
     InterleavedBlocks,
@@ -21,7 +23,8 @@ from faceperf.bench.speedups.estimate import (
     speedup_sides,
 )
 from faceperf.bench.speedups.interleaved import InterleavedSamples
-from faceperf.bench.speedups.render import speedup_markdown
+from faceperf.bench.speedups.render import speedup_section
+from faceperf.verdicts import Verdict
 
 PROFILE = "linux-x86_64-avx512-2core/ort-cpu"
 
@@ -199,20 +202,29 @@ def test_the_report_section_lists_every_speedup_benchmark_with_its_verdict():
         "p.py::test_x[fails]",
         "p.py::test_steady_state_speedup[mtl]",
     }
-    lines = speedup_markdown(speedup_records(run)).splitlines()
+    section = speedup_section(speedup_records(run))
+    assert section is not None
+    verdicts = {row.name: row.verdict for row in section.rows}
+    assert verdicts == {
+        "test_cold_load_speedup[star]": Verdict.PASS,
+        "test_x[fails]": Verdict.FAIL,
+        "test_steady_state_speedup[mtl]": Verdict.NOT_GATED,
+    }
+    lines = summary_markdown(Summary("perf", (section,))).splitlines()
     rows = {line.split(" | ")[0].strip("| `"): line for line in lines if line.startswith("| `")}
     assert rows["test_cold_load_speedup[star]"] == (
         "| `test_cold_load_speedup[star]` | 200 | 100 | 2.00x | "
-        f"{holds.interval.low:.2f}-{holds.interval.high:.2f}x | 1.3x | yes |"
+        f"{holds.interval.low:.2f}-{holds.interval.high:.2f}x | 1.3x | pass |"
     )
-    assert rows["test_x[fails]"].endswith("| 1.3x | **no** |")
-    assert rows["test_steady_state_speedup[mtl]"].endswith("| — | no floor |")
+    assert rows["test_x[fails]"].endswith("| 1.3x | **fail** |")
+    assert rows["test_steady_state_speedup[mtl]"].endswith("| — | not gated |")
+    assert lines[0].startswith("**perf: FAIL** — speedup floors: FAIL, test_x[fails] fail")
 
 
 def test_no_speedup_benchmarks_no_section():
     records = speedup_records(_run({"p.py::test_latency[star]": {"model": "star"}}))
     assert records == {}
-    assert speedup_markdown(records) == ""
+    assert speedup_section(records) is None
 
 
 def test_a_malformed_record_in_a_run_names_the_benchmark():

@@ -1,5 +1,6 @@
-"""The merge gate for people: a summary a reviewer reads in ten seconds, a terminal table, and a
-plot of every ratio with its interval against the threshold band. Formatting only."""
+"""The merge gate for people: its section of a summary (the verdict line, the table, the notes:
+bench/report/render.py lays them out), a terminal table, and a plot of every ratio with its
+interval against the threshold band. Formatting only."""
 
 from __future__ import annotations
 
@@ -7,56 +8,74 @@ from pathlib import Path
 
 from faceperf.bench.ab.result import AbResult
 from faceperf.bench.ab.sequential import Outcome
-from faceperf.bench.ab.stats import Verdict
+from faceperf.bench.report.render import summary_markdown
+from faceperf.bench.report.summary import Row, Section, Summary
+from faceperf.verdicts import Verdict
 
-_ADVICE = (
-    "Rounds alternate reference and candidate in random order, so machine load weighs on both "
-    "sides alike. An `undecided` benchmark needs more rounds (`{max_time}`) or a quieter machine "
-    "(close other programs), not a rerun until it passes; it fails only with `{strict}`."
+MERGE_KEY = "merge"
+_METHOD = (
+    "rounds alternate reference and candidate in random order, so machine load weighs on both "
+    "sides alike."
+)
+_UNDECIDED = (
+    "An `undecided` benchmark needs more rounds (`{max_time}`) or a quieter machine (close other "
+    "programs), not a rerun until it passes; it fails only with `{strict}`."
 )
 # How the user who ran the gate spells its options: the CLI's, or the pytest plugin's.
 CLI_FLAGS = {"max_time": "--max-time", "strict": "--strict"}
 PYTEST_FLAGS = {"max_time": "--perf-ab-max-time", "strict": "--perf-ab-strict"}
 _TICKS = (0.5, 0.67, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0)
-_HEADER = "| benchmark | verdict | candidate / reference | interval | rounds | threshold |"
-_RULE = "|---|---|---:|---|---:|---:|"
+_COLUMNS = ("benchmark", "verdict", "candidate / reference", "interval", "rounds", "threshold")
+_ALIGN = ("---", "---", "---:", "---", "---:", "---:")
 
 
 def markdown(result: AbResult, strict: bool = False, flags: dict[str, str] = CLI_FLAGS) -> str:
-    """The summary: the verdict line, the benchmarks that are not ``same``, then the rest folded."""
-    notable = [o for o in result.outcomes if o.verdict is not Verdict.SAME]
-    same = [o for o in result.outcomes if o.verdict is Verdict.SAME]
-    lines = [f"**{result.headline(strict)}**", ""]
-    if notable:
-        lines += [_HEADER, _RULE, *(_row(o, result) for o in notable), ""]
-    if result.added or result.removed:
-        lines += [
-            *(f"- added (candidate only, not judged): `{name}`" for name in result.added),
-            *(f"- removed (reference only, not judged): `{name}`" for name in result.removed),
-            "",
-        ]
-    if result.timed_out:
-        lines += ["The time budget ended before every benchmark decided.", ""]
-    if notable:
-        lines += [_ADVICE.format(**flags), ""]
-    if same:
-        lines += [
-            f"<details><summary>{len(same)} benchmark(s) the same within their threshold</summary>",
-            "",
-            _HEADER,
-            _RULE,
-            *(_row(o, result) for o in same),
-            "",
-            "</details>",
-            "",
-        ]
+    """The summary of a merge gate run on its own (``faceperf ab``)."""
+    return summary_markdown(Summary("faceperf ab", (ab_section(result, strict, flags),)))
+
+
+def ab_section(
+    result: AbResult, strict: bool = False, flags: dict[str, str] = CLI_FLAGS
+) -> Section:
+    """The merge gate's part of a summary: one row per benchmark, one per model/variant on one
+    side only; an ``undecided`` row points at the advice, said once.
+
+    Args:
+        result: the run.
+        strict: ``undecided`` blocks.
+        flags: how the user who ran the gate spells ``--max-time`` and ``--strict``.
+    """
+    undecided = _UNDECIDED.format(**flags)
+    rows = [_row(o, result, strict, undecided) for o in result.outcomes]
+    rows += [_one_side(name, Verdict.ADDED, "candidate only") for name in result.added]
+    rows += [_one_side(name, Verdict.REMOVED, "reference only") for name in result.removed]
     env = result.environment
-    lines.append(
-        f"Measured on {env.get('profile', '?')} ({env.get('cpu', '?')}), backend "
+    notes = [_METHOD]
+    if result.timed_out:
+        notes.append("the time budget ended before every benchmark decided.")
+    notes.append(
+        f"measured on {env.get('profile', '?')} ({env.get('cpu', '?')}), backend "
         f"{env.get('backend', '?')}, {env.get('threads', '?')} thread(s) per session; "
         f"reference `{_side(result, 'reference')}`, candidate `{_side(result, 'candidate')}`."
     )
-    return "\n".join(lines) + "\n"
+    detail = f"{result.elapsed_s:.0f} s" + (", time budget ended" if result.timed_out else "")
+    return Section(
+        key=MERGE_KEY,
+        name="merge gate",
+        heading="**Merge gate**: candidate against reference, interleaved in one run",
+        columns=_COLUMNS,
+        align=_ALIGN,
+        rows=tuple(rows),
+        marker_column=1,
+        notes=tuple(notes),
+        detail=detail,
+        strict=strict,
+    )
+
+
+def not_run_section(reason: str) -> Section:
+    """The merge gate's part of a summary when it had nothing to compare (no reference)."""
+    return Section(key=MERGE_KEY, name="merge gate", not_run=reason)
 
 
 def terminal(result: AbResult, strict: bool = False) -> str:
@@ -67,9 +86,9 @@ def terminal(result: AbResult, strict: bool = False) -> str:
     lines = []
     for o in rows:
         accepted = result.accepted.get(o.name)
-        note = f"  (accepted: {accepted})" if accepted else ""
+        note = f"  ({o.verdict.value}, accepted: {accepted})" if accepted else ""
         lines.append(
-            f"  {o.verdict.value:<9} {o.name:<{width}}  {_interval_text(o)}  "
+            f"  {result.verdict_of(o, strict).value:<9} {o.name:<{width}}  {_interval_text(o)}  "
             f"{o.rounds} rounds, ±{100 * o.threshold:g} %{note}"
         )
     lines += [f"  added      {name}" for name in result.added]
@@ -77,17 +96,37 @@ def terminal(result: AbResult, strict: bool = False) -> str:
     return "\n".join([*lines, result.headline(strict)])
 
 
-def _row(outcome: Outcome, result: AbResult) -> str:
+def _row(outcome: Outcome, result: AbResult, strict: bool, undecided: str) -> Row:
     interval = outcome.interval
-    verdict = outcome.verdict.value
-    if outcome.name in result.accepted:
-        verdict += f" (accepted: {result.accepted[outcome.name]})"
+    verdict = result.verdict_of(outcome, strict)
+    text = verdict.value
+    reason = result.accepted.get(outcome.name)
+    if verdict is Verdict.ACCEPTED:
+        text = f"accepted ({outcome.verdict.value}): {reason}"
+    elif reason is not None:
+        text = f"{verdict.value} (accepted: {reason})"
     ratio = "-" if interval is None else f"x{interval.point:.3f}"
     bounds = "-" if interval is None else f"[{interval.low:.3f}, {interval.high:.3f}]"
-    return (
-        f"| {outcome.name} | {verdict} | {ratio} | {bounds} | {outcome.rounds} | "
-        f"±{100 * outcome.threshold:g} % |"
+    cells = (
+        outcome.name,
+        _escape(text),
+        ratio,
+        bounds,
+        str(outcome.rounds),
+        f"±{100 * outcome.threshold:g} %",
     )
+    notes = (undecided,) if outcome.verdict is Verdict.UNDECIDED else ()
+    return Row(outcome.name, verdict, cells, notes)
+
+
+def _one_side(name: str, verdict: Verdict, where: str) -> Row:
+    cells = (name, f"{verdict.value} ({where}, not judged)", "-", "-", "-", "-")
+    return Row(name, verdict, cells)
+
+
+def _escape(text: str) -> str:
+    # A pipe ends a table cell and a newline ends the row; a reviewer's reason may hold either.
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _interval_text(outcome: Outcome) -> str:

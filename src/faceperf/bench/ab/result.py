@@ -1,5 +1,6 @@
-"""The merge gate's result: every benchmark's verdict, what decides the exit code, and the JSON
-that keeps every raw round beside the environment and both artifact sets' fingerprints."""
+"""The merge gate's result: every benchmark's verdict (as it counts, once a reviewer's acceptance
+is applied), and the JSON that keeps every raw round beside the environment and both artifact
+sets' fingerprints. The exit status is faceperf.verdicts' rule over :meth:`AbResult.verdicts`."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from faceperf.bench.ab.sequential import Outcome
-from faceperf.bench.ab.stats import Verdict
+from faceperf.verdicts import Verdict
 
-EXIT_OK, EXIT_SLOWER = 0, 1
 AB_JSON_VERSION = 1
 
 
@@ -43,22 +43,32 @@ class AbResult:
         object.__setattr__(self, "outcomes", tuple(self.outcomes))
         object.__setattr__(self, "accepted", MappingProxyType(dict(self.accepted)))
 
-    def count(self, verdict: Verdict) -> int:
-        return sum(1 for o in self.outcomes if o.verdict is verdict)
+    def verdict_of(self, outcome: Outcome, strict: bool = False) -> Verdict:
+        """The verdict that counts: a blocking one a reviewer accepted is ``accepted``."""
+        if outcome.name in self.accepted and outcome.verdict.blocks(strict):
+            return Verdict.ACCEPTED
+        return outcome.verdict
+
+    def verdicts(self, strict: bool = False) -> list[Verdict]:
+        """Every verdict of the run: one per benchmark, then ``added`` and ``removed``."""
+        return [
+            *(self.verdict_of(o, strict) for o in self.outcomes),
+            *(Verdict.ADDED for _ in self.added),
+            *(Verdict.REMOVED for _ in self.removed),
+        ]
 
     def failing(self, strict: bool = False) -> list[Outcome]:
         """Benchmarks that fail the gate: ``slower`` and not accepted; with ``strict``, also
         ``undecided``."""
-        bad = {Verdict.SLOWER} | ({Verdict.UNDECIDED} if strict else set())
-        return [o for o in self.outcomes if o.verdict in bad and o.name not in self.accepted]
-
-    def exit_code(self, strict: bool = False) -> int:
-        return EXIT_SLOWER if self.failing(strict) else EXIT_OK
+        return [o for o in self.outcomes if self.verdict_of(o, strict).blocks(strict)]
 
     def headline(self, strict: bool = False) -> str:
         """The one verdict line a reviewer reads first."""
+        raw = [o.verdict for o in self.outcomes]
         counts = ", ".join(
-            f"{self.count(v)} {v.value}" for v in Verdict if self.count(v) or v is Verdict.SLOWER
+            f"{raw.count(v)} {v.value}"
+            for v in (Verdict.SLOWER, Verdict.SAME, Verdict.FASTER, Verdict.UNDECIDED)
+            if raw.count(v) or v is Verdict.SLOWER
         )
         failing = self.failing(strict)
         if failing:

@@ -136,6 +136,12 @@ def write_ab_report(directory: Path, result: AbResult, strict: bool = False) -> 
 
 def write_ab_files(directory: Path, result: AbResult, strict: bool = False) -> None:
     """``summary.md``, ``ab.json`` and ``ab.png`` into an existing folder, each atomically."""
+    write_ab_data(directory, result)
+    atomic_write_bytes(directory / "summary.md", render.markdown(result, strict).encode())
+
+
+def write_ab_data(directory: Path, result: AbResult) -> None:
+    """``ab.json`` and ``ab.png`` into an existing folder, each atomically: the merge gate's
+    files in a report whose summary.md holds other gates too."""
     atomic_write_json(directory / "ab.json", result.to_json())
     render.plot(result, directory / "ab.png")
-    atomic_write_bytes(directory / "summary.md", render.markdown(result, strict).encode())

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from faceperf.bench.ab.stats import LookSchedule, RatioInterval, Verdict, judge, ratio_interval
+from faceperf.bench.ab.stats import LookSchedule, RatioInterval, judge, ratio_interval
+from faceperf.verdicts import Verdict
 
 Clock = Callable[[], float]
 Call = Callable[[], object]

@@ -59,7 +59,7 @@ def ab_setup(
     if reference == MERGE_BASE:
         base, why = merge_base()
         if base is None:
-            return AbSetup(skip_reason=f"merge gate skipped: {why}")
+            return AbSetup(skip_reason=why)
         if say is not None:
             say(f"faceperf merge gate: reference = {why}")
         reference = base

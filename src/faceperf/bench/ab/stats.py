@@ -16,7 +16,6 @@ borderline ones get many rounds.
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,17 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binom
 
+from faceperf.verdicts import Verdict
+
 DEFAULT_ALPHA = 0.05
 DEFAULT_LOOKS = 6
-
-
-class Verdict(enum.StrEnum):
-    """What the merge gate says of one benchmark."""
-
-    SLOWER = "slower"
-    SAME = "same"
-    FASTER = "faster"
-    UNDECIDED = "undecided"
 
 
 @dataclass(frozen=True)
@@ -119,7 +111,7 @@ def ratio_interval(
 
 
 def judge(interval: RatioInterval, threshold: float) -> Verdict:
-    """The three-way verdict of one interval against a benchmark's threshold.
+    """The merge gate's verdict of one interval against a benchmark's threshold.
 
     - ``slower``: the whole interval lies above 1 + threshold: slower by more than the
       threshold, with the interval's confidence. A slowdown just under the threshold, or one

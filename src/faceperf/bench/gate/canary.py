@@ -24,7 +24,8 @@ _CHANNELS, _SIZE, _LAYERS = 64, 56, 4
 _IR_VERSION = 8  # ONNX Runtime 1.31 reads IR <= 13; 8 is what opset 17 needs
 
 
-def _canary_model() -> bytes:
+def canary_model() -> bytes:
+    """The canary network, serialized: fixed weights, the same bytes on every machine."""
     rng = np.random.default_rng(0)
     weight = rng.normal(0.0, 0.05, (_CHANNELS, _CHANNELS, 3, 3)).astype(np.float32)
     nodes, previous = [], "x"
@@ -61,7 +62,7 @@ class Canary:
         if threads is not None:
             options.intra_op_num_threads = threads
         self._session = ort.InferenceSession(
-            _canary_model(), options, providers=["CPUExecutionProvider"]
+            canary_model(), options, providers=["CPUExecutionProvider"]
         )
         pixels = np.random.default_rng(1).normal(size=(1, _CHANNELS, _SIZE, _SIZE))
         self._feed = {"x": pixels.astype(np.float32)}

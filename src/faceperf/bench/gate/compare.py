@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from types import MappingProxyType
 
 import numpy as np
@@ -31,22 +30,11 @@ from scipy.stats import mannwhitneyu
 from faceperf.bench.errors import ProfileMismatchError
 from faceperf.bench.gate.canary import CANARY_KEY, canary_ratios
 from faceperf.bench.gate.storage import BenchmarkRun, BenchmarkSamples, find_by_benchmark_name
+from faceperf.verdicts import EXIT_OK, Verdict, exit_code
 
 ALLOW_MISMATCH_OPTION = "--allow-mismatch"
 SUGGEST_MORE_ROUNDS = "increase rounds"
 SUGGEST_QUIET_MACHINE = "close other programs / pin the CPU (fixed frequency, taskset)"
-
-
-class Verdict(Enum):
-    """What happened to one benchmark between the baseline and the current run."""
-
-    REGRESSION = "regression"
-    IMPROVEMENT = "improvement"
-    UNCHANGED = "unchanged"
-    ACCEPTED = "accepted"  # a regression a reviewer accepted, with a reason
-    NOT_GATED = "not gated"  # measured and shown, never a regression (budgets.toml says why)
-    ADDED = "added"  # only in the current run
-    REMOVED = "removed"  # only in the baseline
 
 
 @dataclass(frozen=True)
@@ -107,7 +95,10 @@ class GateRow:
 
     Args:
         name: the benchmark's fullname.
-        verdict: see :class:`Verdict`.
+        verdict: ``slower`` / ``same`` / ``faster``; ``accepted`` (slower, and a reviewer
+            accepted it with a reason), ``not gated`` (measured and shown, never judged:
+            budgets.toml says why), ``added`` (only in the current run), ``removed`` (only in
+            the baseline).
         threshold: the relative change that counted as large for this benchmark.
         baseline_median_s, current_median_s: medians in seconds (None on the side it is absent).
         change: current median / baseline median − 1 (None for added / removed); of the
@@ -160,28 +151,27 @@ class GateReport:
     notices: tuple[str, ...] = ()
 
     @property
-    def regressions(self) -> tuple[GateRow, ...]:
-        return tuple(row for row in self.rows if row.verdict is Verdict.REGRESSION)
+    def failing(self) -> tuple[GateRow, ...]:
+        """The rows that fail the gate (``slower``, not accepted)."""
+        return tuple(row for row in self.rows if row.verdict.blocks())
 
     @property
     def unstable(self) -> tuple[GateRow, ...]:
         return tuple(row for row in self.rows if row.unstable)
 
-    @property
-    def passed(self) -> bool:
-        return not self.regressions and not self.problems
+    def verdicts(self) -> tuple[Verdict, ...]:
+        """Every verdict of the comparison: one per row, and a ``fail`` per run-level problem
+        (a run that measured nothing fails, whatever the baseline holds)."""
+        return tuple(row.verdict for row in self.rows) + (Verdict.FAIL,) * len(self.problems)
 
     @property
-    def exit_code(self) -> int:
-        """1 when a benchmark regressed or the current run measured nothing, else 0."""
-        return 0 if self.passed else 1
+    def passed(self) -> bool:
+        return exit_code(self.verdicts()) == EXIT_OK
 
     def summary(self) -> str:
         """One line: pass or fail, and why."""
-        counts = {verdict: 0 for verdict in Verdict}
-        for row in self.rows:
-            counts[row.verdict] += 1
-        parts = [f"{n} {verdict.value}" for verdict, n in counts.items() if n]
+        verdicts = [row.verdict for row in self.rows]
+        parts = [f"{verdicts.count(v)} {v.value}" for v in Verdict if verdicts.count(v)]
         status = "PASS" if self.passed else "FAIL"
         detail = "; ".join([*self.problems, *([", ".join(parts)] if parts else [])])
         detail = detail or "no benchmarks"
@@ -191,9 +181,9 @@ class GateReport:
 def compare_runs(baseline: BenchmarkRun, current: BenchmarkRun, policy: GatePolicy) -> GateReport:
     """Compare every benchmark of two runs of the same profile.
 
-    An empty current run fails the gate (exit code 1), whatever the baseline holds: a perf job
-    that measured nothing must not pass silently. An empty baseline is reported as a notice and
-    every current benchmark is ADDED (exit code 0: a new profile's first run has to pass).
+    An empty current run fails the gate (a ``fail`` verdict), whatever the baseline holds: a
+    perf job that measured nothing must not pass silently. An empty baseline is reported as a
+    notice and every current benchmark is ``added`` (a new profile's first run has to pass).
 
     Args:
         baseline: the committed baseline.
@@ -323,11 +313,11 @@ def _row(
     alternative = "greater" if change >= 0 else "less"
     p_value = _mann_whitney(after, before, alternative)
     significant = enough and p_value < policy.alpha
-    verdict = Verdict.UNCHANGED
+    verdict = Verdict.SAME
     if significant and change > threshold:
-        verdict = Verdict.REGRESSION
+        verdict = Verdict.SLOWER
     elif significant and change < -threshold:
-        verdict = Verdict.IMPROVEMENT
+        verdict = Verdict.FASTER
     note = ""
     reason = policy.accepted_reason(name)
     ungated = find_by_benchmark_name(policy.not_gated, name)
@@ -335,7 +325,7 @@ def _row(
         verdict, note = Verdict.NOT_GATED, ungated
         machine = ""
     elif reason is not None:
-        if verdict is Verdict.REGRESSION:
+        if verdict is Verdict.SLOWER:
             verdict, note = Verdict.ACCEPTED, reason
         else:
             # Keep the stale entry visible so it gets removed before it hides a future regression.
@@ -379,8 +369,13 @@ def _mismatches(baseline: BenchmarkRun, current: BenchmarkRun) -> list[str]:
     # The profile name does not tell an AMD EPYC from an Intel Xeon of the same ISA and core
     # count, and the two differ by more than any threshold: check the CPU itself (as pyperf
     # checks cpu_model_name before comparing).
-    if baseline.cpu is not None and current.cpu is not None and baseline.cpu != current.cpu:
-        found.append(f"baseline recorded on CPU {baseline.cpu}, this run on {current.cpu}")
+    if baseline.cpu is not None and current.cpu is not None:
+        differences = baseline.cpu.differences(current.cpu)
+        if differences:
+            found.append(
+                f"baseline recorded on CPU {baseline.cpu}, this run on {current.cpu} "
+                f"({'; '.join(differences)})"
+            )
     return found
 
 

@@ -56,7 +56,7 @@ def pool_runs(documents: Sequence[Mapping[str, object]], sources: Sequence[str])
     pooled = copy.deepcopy(dict(documents[0]))
     if first.cpu is not None:
         faceperf = pooled["machine_info"][FACEPERF_KEY]
-        faceperf[CPU_KEY] = {"vendor": first.cpu.vendor, "model": first.cpu.model}
+        faceperf[CPU_KEY] = first.cpu.to_json()
     others = [{entry["fullname"]: entry for entry in doc["benchmarks"]} for doc in documents[1:]]
     for entry in pooled["benchmarks"]:
         extra = [other[entry["fullname"]] for other in others if entry["fullname"] in other]
@@ -76,7 +76,10 @@ def pool_runs(documents: Sequence[Mapping[str, object]], sources: Sequence[str])
 
 
 def _check_same_cpu(first: BenchmarkRun, first_source: str, run: BenchmarkRun, source: str) -> None:
-    if run.cpu != first.cpu:
+    same = (run.cpu is None and first.cpu is None) or (
+        first.cpu is not None and first.cpu.same_as(run.cpu)
+    )
+    if not same:
         raise BaselineError(
             f"{source} was measured on {_cpu_text(run)}, {first_source} on {_cpu_text(first)}: "
             "only runs of one CPU pool"

@@ -1,32 +1,96 @@
-"""The baseline gate for people: the table a reviewer pastes in a pull request, the terminal
-lines of ``faceperf compare``, and what a new baseline changed. Formatting only."""
+"""The baseline gate for people: its section of a summary (bench/report/render.py lays it out)
+and the table ``faceperf compare --markdown`` prints, the terminal lines of ``faceperf compare``,
+and what a new baseline changed. Formatting only."""
 
 from __future__ import annotations
 
-from faceperf.bench.gate.compare import GateReport, GateRow, Verdict
+from faceperf.bench.gate.compare import (
+    SUGGEST_MORE_ROUNDS,
+    SUGGEST_QUIET_MACHINE,
+    GateReport,
+    GateRow,
+)
+from faceperf.bench.gate.storage import BenchmarkRun, short_name
 from faceperf.bench.gate.update import StoredBaseline
+from faceperf.bench.report.render import summary_markdown
+from faceperf.bench.report.summary import Row, Section, Summary
+from faceperf.verdicts import Verdict
 
-_HEADER = "| benchmark | baseline (ms) | current (ms) | change | p-value | verdict | note |"
-_RULE = "|---|---:|---:|---:|---:|---|---|"
+BASELINE_KEY = "baseline"
+_COLUMNS = ("benchmark", "baseline (ms)", "current (ms)", "change", "p-value", "verdict", "note")
+_ALIGN = ("---", "---:", "---:", "---:", "---:", "---", "---")
+# compare.py words what to do about untrustworthy samples into each warning; the report says
+# each piece of advice once, as a note, and keeps in the row only what is particular to it (the
+# counts, the spread). Longest first: the quiet-machine advice ends with the more-rounds one.
+_QUIET = f"Noisy samples: {SUGGEST_QUIET_MACHINE}."
+_ROUNDS = f"Too few samples, or noisy ones: {SUGGEST_MORE_ROUNDS}."
+_ADVICE = {
+    f"; {SUGGEST_QUIET_MACHINE}, or {SUGGEST_MORE_ROUNDS}": (_QUIET, _ROUNDS),
+    f"; {SUGGEST_MORE_ROUNDS}": (_ROUNDS,),
+}
 
 
 def gate_markdown(report: GateReport) -> str:
-    """The table a reviewer pastes in a pull request, with the rules it was decided by."""
+    """The summary of a comparison on its own (``faceperf compare --markdown``)."""
+    title = f"faceperf gate on {report.profile}"
+    return summary_markdown(Summary(title, (gate_section(report),)))
+
+
+def gate_section(report: GateReport) -> Section:
+    """The baseline gate's part of a summary: one row per benchmark of either run, the advice
+    about untrustworthy samples said once, the rules it judged by and its warnings as notes."""
     policy = report.policy
-    lines = [f"**{_escape(report.summary())}**", ""]
-    lines += [f"> ⚠ {_escape(text)}" for text in (*report.mismatches, *report.notices)]
-    if report.mismatches or report.notices:
-        lines.append("")
-    lines += [_HEADER, _RULE]
-    lines += [_markdown_row(row, policy.default_threshold) for row in report.rows]
-    lines += [
-        "",
-        f"Regression: median slower by more than the threshold (default "
-        f"{policy.default_threshold:.0%}) and one-sided Mann-Whitney U p < "
-        f"{policy.alpha:g} on the raw samples; fewer than {policy.min_samples} "
-        "samples on a side is never a regression.",
-    ]
-    return "\n".join(lines) + "\n"
+    rule = (
+        f"`slower`: median slower by more than the threshold (default "
+        f"{policy.default_threshold:.0%}) and one-sided Mann-Whitney U p < {policy.alpha:g} on "
+        f"the raw samples; fewer than {policy.min_samples} samples on a side is never `slower`."
+    )
+    warnings = [f"⚠ {_escape(text)}" for text in (*report.mismatches, *report.notices)]
+    return Section(
+        key=BASELINE_KEY,
+        name="baseline gate",
+        heading=f"**Baseline gate**: against the committed baseline of {report.baseline_profile}",
+        columns=_COLUMNS,
+        align=_ALIGN,
+        rows=tuple(_row(row, policy.default_threshold) for row in report.rows),
+        notes=(*warnings, rule),
+        problems=report.problems,
+    )
+
+
+def no_baseline_section(run: BenchmarkRun, reason: str, hint: str) -> Section:
+    """The baseline gate's part of a summary when there is no baseline: the run's medians,
+    judged by nothing.
+
+    Args:
+        run: the run.
+        reason: why nothing was compared (``no baseline for <profile> (<path>)``).
+        hint: how to record a baseline.
+    """
+    rows = tuple(
+        Row(
+            short_name(name),
+            None,
+            (f"`{_escape(name)}`", f"{1e3 * samples.median_s:.3f}", str(len(samples.samples_s))),
+        )
+        for name, samples in sorted(run.benchmarks.items())
+    )
+    return Section(
+        key=BASELINE_KEY,
+        name="baseline gate",
+        heading=f"**Measured** on {run.profile}, no baseline to compare with",
+        columns=("benchmark", "median (ms)", "rounds"),
+        align=("---", "---:", "---:"),
+        rows=rows,
+        notes=(_escape(hint),),
+        not_run=reason,
+    )
+
+
+def not_run_section(reason: str) -> Section:
+    """The baseline gate's part of a summary when it could not compare (a refused comparison,
+    an unreadable baseline)."""
+    return Section(key=BASELINE_KEY, name="baseline gate", not_run=_escape(reason))
 
 
 def gate_text(report: GateReport) -> str:
@@ -53,26 +117,38 @@ def membership_text(stored: StoredBaseline) -> str | None:
     return "\n".join([header, *lines])
 
 
-def _markdown_row(row: GateRow, default_threshold: float) -> str:
-    notes = [row.note] if row.note else []
-    notes += list(row.warnings)
+def _row(row: GateRow, default_threshold: float) -> Row:
+    facts = [row.note] if row.note else []
+    advice = []
+    for warning in row.warnings:
+        fact, notes = _split_advice(warning)
+        facts.append(fact)
+        advice += notes
     if row.threshold != default_threshold and row.change is not None:
-        notes.append(f"threshold {row.threshold:.0%}")
+        facts.append(f"threshold {row.threshold:.0%}")
     verdict = row.verdict.value
-    if row.verdict in (Verdict.REGRESSION, Verdict.ACCEPTED, Verdict.IMPROVEMENT):
+    if row.verdict in (Verdict.SLOWER, Verdict.ACCEPTED, Verdict.FASTER):
         verdict = f"**{verdict}**"
     if row.unstable:
         verdict += " ⚠ unstable"
-    cells = [
+    cells = (
         f"`{row.name}`",
         _ms(row.baseline_median_s),
         _ms(row.current_median_s),
         "—" if row.change is None else f"{row.change:+.1%}",
         "—" if row.p_value is None else _p(row.p_value),
         verdict,
-        "; ".join(notes),
-    ]
-    return "| " + " | ".join(_escape(cell) for cell in cells) + " |"
+        "; ".join(facts),
+    )
+    return Row(short_name(row.name), row.verdict, tuple(_escape(c) for c in cells), tuple(advice))
+
+
+def _split_advice(warning: str) -> tuple[str, tuple[str, ...]]:
+    """(what is particular to the row, the notes of the advice it ends with)."""
+    for suffix, notes in _ADVICE.items():
+        if warning.endswith(suffix):
+            return warning.removesuffix(suffix), notes
+    return warning, ()
 
 
 def _ms(seconds: float | None) -> str:

@@ -168,7 +168,7 @@ def faceperf_machine_info(
     """
     section: dict[str, object] = {"profile": profile, "runtime_versions": dict(runtime_versions)}
     if cpu is not None:
-        section[CPU_KEY] = {"vendor": cpu.vendor, "model": cpu.model}
+        section[CPU_KEY] = cpu.to_json()
     return section
 
 
@@ -318,14 +318,12 @@ def _cpu(machine_info: Mapping[str, object], source: str) -> CpuIdentity | None:
     assert isinstance(section, Mapping)  # _faceperf_section checked it
     if section.get(CPU_KEY) is not None:
         record = section[CPU_KEY]
-        vendor = record.get("vendor") if isinstance(record, Mapping) else None
-        model = record.get("model") if isinstance(record, Mapping) else None
         try:
-            return CpuIdentity(vendor, model)  # type: ignore[arg-type]  # checked there
-        except ValueError:
+            return CpuIdentity.from_json(dict(record) if isinstance(record, Mapping) else record)
+        except ValueError as err:
             raise BaselineError(
                 f"{source}: machine_info.{FACEPERF_KEY}.{CPU_KEY} must be "
-                f'{{"vendor": "...", "model": "..."}} with non-empty strings, got {record!r}'
+                f'{{"vendor": "...", "model": "...", "family": N, ...}} ({err}), got {record!r}'
             ) from None
     cpuinfo = machine_info.get("cpu")
     if not isinstance(cpuinfo, Mapping):
@@ -337,7 +335,17 @@ def _cpu(machine_info: Mapping[str, object], source: str) -> CpuIdentity | None:
         # py-cpuinfo finds no vendor on Apple Silicon (no machdep.cpu.vendor); faceperf's probe
         # calls it Apple, and the two must agree for an old baseline to compare with a new run.
         vendor = "Apple" if model.startswith("Apple ") else None
-    return None if vendor is None else CpuIdentity(vendor, model)
+    if vendor is None:
+        return None
+    # py-cpuinfo records CPUID's numbers and the flags too: what tells two "AMD EPYC"s apart.
+    numbers = [_int_or_none(cpuinfo.get(key)) for key in ("family", "model", "stepping")]
+    flags = cpuinfo.get("flags")
+    isa = frozenset(f for f in flags if isinstance(f, str)) if isinstance(flags, list) else ()
+    return CpuIdentity(vendor, model, *numbers, frozenset(isa))
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _parse_benchmark(entry: object, index: int, source: str) -> BenchmarkSamples:

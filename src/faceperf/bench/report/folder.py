@@ -1,8 +1,12 @@
 """The report folder every perf run writes: summary.md, results.json, plots and, when the
-pipeline benchmark ran, its stage profile (stage_profile.txt, stage_breakdown.png)."""
+pipeline benchmark ran, its stage profile (stage_profile.txt, stage_breakdown.png).
+
+summary.md holds every gate of the run in the one shape of bench/report/render.py: the merge
+gate's section (handed in by the caller, who ran it), the baseline gate's, the speedups'."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +19,13 @@ from faceperf.bench.gate.compare import (
     compare_runs,
 )
 from faceperf.bench.gate.paths import budgets_path
-from faceperf.bench.gate.render import gate_markdown
+from faceperf.bench.gate.render import gate_section, no_baseline_section
 from faceperf.bench.gate.storage import BenchmarkRun, load_run
+from faceperf.bench.report.render import summary_markdown
 from faceperf.bench.report.stages import write_stage_outputs
+from faceperf.bench.report.summary import Section, Summary
 from faceperf.bench.speedups.estimate import speedup_records
-from faceperf.bench.speedups.render import speedup_markdown
+from faceperf.bench.speedups.render import speedup_section
 from faceperf.fileio import atomic_write_bytes
 
 
@@ -64,12 +70,30 @@ def gate(inputs: ReportInputs) -> tuple[GateReport | None, BenchmarkRun]:
     return compare_runs(load_run(inputs.baseline), current, inputs.policy), current
 
 
+@dataclass(frozen=True)
+class WrittenReport:
+    """What :func:`write_report` wrote.
+
+    Args:
+        gate: the baseline gate's comparison (None without a baseline).
+        summary: every section of summary.md; its exit status is the run's.
+    """
+
+    gate: GateReport | None
+    summary: Summary
+
+
+def perf_title(profile: str) -> str:
+    """How a perf run's summary starts."""
+    return f"faceperf perf on {profile}"
+
+
 def write_report(
-    directory: Path, inputs: ReportInputs, baseline_hint: str, lead: str = ""
-) -> GateReport | None:
-    """Write summary.md, the plots and the stage profile into ``directory``; return the gate's
-    verdict. Everything is rebuilt from the results file (and the baseline) alone, except
-    ``lead``: markdown that opens summary.md (the merge gate's verdicts).
+    directory: Path, inputs: ReportInputs, baseline_hint: str, lead: Sequence[Section] = ()
+) -> WrittenReport:
+    """Write summary.md, the plots and the stage profile into ``directory``. Everything is
+    rebuilt from the results file (and the baseline) alone, except ``lead``: the sections that
+    open summary.md (the merge gate's).
 
     Raises:
         BaselineError: the results or the baseline cannot be read, or a speedup or stage
@@ -77,15 +101,16 @@ def write_report(
     """
     report, current = gate(inputs)
     if report is None:
-        text = (
-            f"**faceperf perf run on {current.profile}: no baseline to compare with.**\n\n"
-            f"{baseline_hint}\n\n" + _table(current)
-        )
+        where = "" if inputs.baseline is None else f" ({inputs.baseline})"
+        why = f"no baseline for {current.profile}{where}"
+        baseline = no_baseline_section(current, why, baseline_hint)
     else:
-        text = gate_markdown(report)
+        baseline = gate_section(report)
     try:
-        text = lead + text + speedup_markdown(speedup_records(current))
-        atomic_write_bytes(directory / "summary.md", text.encode())
+        speedups = speedup_section(speedup_records(current))
+        sections = (*lead, baseline, *([speedups] if speedups else []))
+        summary = Summary(perf_title(current.profile), sections)
+        write_summary(directory, summary)
         write_stage_outputs(directory, current)
     except ValueError as exc:
         raise BaselineError(f"{inputs.results}: {exc}") from None
@@ -94,16 +119,12 @@ def write_report(
         current,
         load_run(inputs.baseline) if report is not None else None,
     )
-    return report
+    return WrittenReport(report, summary)
 
 
-def _table(run: BenchmarkRun) -> str:
-    lines = ["| benchmark | median (ms) | rounds |", "|---|---:|---:|"]
-    for name, samples in sorted(run.benchmarks.items()):
-        lines.append(
-            f"| {name.split('::')[-1]} | {1e3 * samples.median_s:.3f} | {len(samples.samples_s)} |"
-        )
-    return "\n".join(lines) + "\n"
+def write_summary(directory: Path, summary: Summary) -> None:
+    """``directory``/summary.md, atomically."""
+    atomic_write_bytes(directory / "summary.md", summary_markdown(summary).encode())
 
 
 def _plot_distributions(path: Path, current: BenchmarkRun, baseline: BenchmarkRun | None) -> None:

@@ -1,5 +1,5 @@
-"""Speedups for people: the table ``faceperf bench speedups`` prints, and the speedup section of
-a perf report's summary.md. Formatting only."""
+"""Speedups for people: the table ``faceperf bench speedups`` prints, and the speedups' section
+of a perf report's summary (bench/report/render.py lays it out). Formatting only."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from faceperf.bench.gate.storage import short_name
+from faceperf.bench.report.summary import Row, Section
 from faceperf.bench.speedups.published import APPLE_SILICON, PublishedFigure
+from faceperf.verdicts import Verdict
 
 if TYPE_CHECKING:
     # Annotations only: models.py imports PyTorch, which the report folder must not need.
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from faceperf.bench.speedups.interleaved import SpeedupInterval
     from faceperf.bench.speedups.models import SpeedupsReport
 
+SPEEDUPS_KEY = "speedups"
 _MTCNN = ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")
 _TABLE_HEADER = (
     "model",
@@ -80,34 +83,39 @@ def speedups_table(report: SpeedupsReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def speedup_markdown(records: Mapping[str, SpeedupRecord]) -> str:
-    """The summary's speedup section: one row per benchmark of ``records`` (benchmark name →
-    record, as :func:`~faceperf.bench.speedups.estimate.speedup_records` reads them from a
-    run); empty when there are none."""
+def speedup_section(records: Mapping[str, SpeedupRecord]) -> Section | None:
+    """The speedups' part of a perf summary: one row per benchmark of ``records`` (benchmark
+    name → record, as :func:`~faceperf.bench.speedups.estimate.speedup_records` reads them from
+    a run), ``pass`` / ``fail`` against its floor, ``not gated`` without one; None when there
+    are none."""
     if not records:
-        return ""
-    lines = [
-        "",
-        "**Speedups** (interleaved in one process; median(slow) / median(fast), 95 % bootstrap "
-        "interval; a floor holds when the whole interval is above it)",
-        "",
-        "| benchmark | slow (ms) | fast (ms) | speedup | interval | floor | holds |",
-        "|---|---:|---:|---:|---|---:|---|",
-    ]
+        return None
+    rows = []
     for name, record in records.items():
         i = record.interval
-        holds = {None: "no floor", True: "yes", False: "**no**"}[record.holds]
-        cells = [
+        verdict = {None: Verdict.NOT_GATED, True: Verdict.PASS, False: Verdict.FAIL}[record.holds]
+        cells = (
             f"`{short_name(name)}`",
             _median_ms(record.samples.a_s),
             _median_ms(record.samples.b_s),
             f"{i.point:.2f}x",
             f"{i.low:.2f}-{i.high:.2f}x",
             "—" if record.floor is None else f"{record.floor:g}x",
-            holds,
-        ]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    return "\n".join(lines) + "\n"
+            "**fail**" if verdict is Verdict.FAIL else verdict.value,
+        )
+        rows.append(Row(short_name(name), verdict, tuple(c.replace("|", "\\|") for c in cells)))
+    return Section(
+        key=SPEEDUPS_KEY,
+        name="speedup floors",
+        heading="**Speedups**: optimized against baseline, interleaved in one process",
+        columns=("benchmark", "slow (ms)", "fast (ms)", "speedup", "interval", "floor", "verdict"),
+        align=("---", "---:", "---:", "---:", "---", "---:", "---"),
+        rows=tuple(rows),
+        notes=(
+            "median(slow) / median(fast) with its 95 % bootstrap interval; a floor holds "
+            "(`pass`) when the whole interval is above it.",
+        ),
+    )
 
 
 def _published_short(figure: PublishedFigure) -> str:
