@@ -29,9 +29,12 @@ artifacts: $(STAMP)
 	$(PY) -m faceperf artifacts build --if-stale --out $(ARTIFACTS)
 
 # The perf tests run too, once each and untimed (--benchmark-disable): CI proves they work
-# without timing noise deciding a landing.
+# without timing noise deciding a landing. The suite is spread over the cores (pytest-xdist),
+# one test file per worker at a time (--dist loadfile): a file's module-scoped fixtures (small
+# builds, fault candidates, loaded models) are built once, in the worker that runs the file.
+TEST_WORKERS ?= auto
 test: artifacts
-	$(PY) -m pytest --benchmark-disable
+	$(PY) -m pytest --benchmark-disable -n $(TEST_WORKERS) --dist loadfile
 
 # The merge gate's reference: the merge base of HEAD with origin/main (else main), built from
 # that revision and cached; the plugin says why it skips the gate when there is none.

@@ -66,6 +66,17 @@ _DECIDING = _BLOCKING | {
 }
 
 
+def combine(parts: Iterable[Verdict]) -> Verdict:
+    """One pass/fail verdict for a whole made of checked parts: ``fail`` when any part fails,
+    ``skipped`` when every part was skipped (or there are none), else ``pass``."""
+    parts = list(parts)
+    if Verdict.FAIL in parts:
+        return Verdict.FAIL
+    if all(v is Verdict.SKIPPED for v in parts):
+        return Verdict.SKIPPED
+    return Verdict.PASS
+
+
 def exit_code(verdicts: Iterable[Verdict], strict: bool = False) -> int:
     """The exit status of a run that reached these verdicts: 1 when any blocks, else 0.
 

@@ -1,6 +1,12 @@
 """The accuracy suite as its users run it (``pytest accuracy_tests --candidate DIR``), in a
-subprocess: an honest rebuild passes, a faulty candidate fails naming model, variant, fixture,
-metric, value and limit, and bad inputs give one clear message each."""
+subprocess: a faulty candidate fails naming model, variant, fixture, metric, value and limit,
+and bad inputs give one clear message each.
+
+That honest artifacts pass is proven by accuracy_tests itself in the same ``make test``: it runs
+on weights/build, which is rebuilt whenever its fingerprint (build code, weights, tool versions)
+differs from the current code's, so it is what a build from scratch gives (a private rebuild
+when stale, see conftest.py), and tests/artifacts/test_build.py checks that a rebuild is
+byte-identical."""
 
 from __future__ import annotations
 
@@ -13,11 +19,9 @@ from pathlib import Path
 import pytest
 
 from faceperf.accuracy.faults import FAULTS, build_candidate
-from faceperf.artifacts.build import BuildRequest, build_artifacts
 from faceperf.artifacts.layout import artifact_path
 from faceperf.artifacts.manifest import read_manifest, write_manifest
 from faceperf.cli import main
-from faceperf.models.registry import default_registry
 from faceperf.paths import repo_root
 from faceperf.weights.provenance import WeightSource
 
@@ -41,14 +45,6 @@ def _copy(artifacts_dir: Path, target: Path, models: list[str]) -> Path:
     kept = {m: manifest.models[m] for m in models}
     write_manifest(target, dataclasses.replace(manifest, models=kept))
     return target
-
-
-def test_artifacts_rebuilt_from_scratch_pass_the_suite(tmp_path):
-    out = tmp_path / "rebuild"
-    build_artifacts(BuildRequest(out=out, models=default_registry().names()))
-    run = _suite("--candidate", str(out))
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert " passed" in run.stdout and "failed" not in run.stdout
 
 
 def test_a_faulty_candidate_fails_naming_what_where_and_by_how_much(artifacts_dir, tmp_path):

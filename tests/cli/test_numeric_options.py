@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from number_parsers import parses_numbers
 
 from faceperf import cli
 from faceperf.options import NOT_NUMBERS, NumberType, numeric_options
@@ -114,27 +115,17 @@ def test_no_option_parses_a_number_any_other_way():
         for action in leaf._actions:
             if isinstance(action.type, NumberType) or action.nargs == 0:
                 continue
-            if type(action.default) in (int, float) or _parses_numbers(action.type):
+            if type(action.default) in (int, float) or parses_numbers(action.type):
                 escaped.append(" ".join([*command, *action.option_strings[:1]]))
     assert escaped == []
-
-
-def _parses_numbers(kind: object) -> bool:
-    if kind is None:
-        return False
-    try:
-        value = kind("1")
-    except Exception:
-        return False  # it refuses the text "1": not a number parser
-    return type(value) in (int, float)
 
 
 def test_a_type_int_option_would_be_found():
     # The check above is not vacuous: the same test over a parser with a plain int option.
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int)
-    assert _parses_numbers(parser._actions[-1].type)
-    assert not _parses_numbers(str.upper) and _parses_numbers(lambda s: float(s))
+    assert parses_numbers(parser._actions[-1].type)
+    assert not parses_numbers(str.upper) and parses_numbers(lambda s: float(s))
 
 
 def test_every_number_type_refuses_the_non_numbers():

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from number_parsers import parses_numbers
 
 from faceperf.options import NumberType, numeric_options
 from faceperf.paths import repo_root
@@ -143,19 +144,9 @@ def test_no_plugin_option_parses_a_number_any_other_way(repository):
         for option in options:
             if isinstance(option.type, NumberType) or option.attrs().get("nargs") == 0:
                 continue
-            if type(option.default) in (int, float) or _parses_numbers(option.type):
+            if type(option.default) in (int, float) or parses_numbers(option.type):
                 escaped.append(option.names()[0])
     assert escaped == []
-
-
-def _parses_numbers(kind: object) -> bool:
-    if kind is None:
-        return False
-    try:
-        value = kind("1")
-    except Exception:
-        return False  # it refuses the text "1": not a number parser
-    return type(value) in (int, float)
 
 
 def test_only_the_cli_imports_the_cli():

@@ -26,7 +26,7 @@ from faceperf.errors import ArtifactError, InputMismatchError
 from faceperf.models.registry import ModelSpec, default_registry
 from faceperf.runtime.backends import BackendChoice, backend_name, parse_backend
 from faceperf.runtime.coreml_backend import coreml_unavailable_reason
-from faceperf.verdicts import Verdict
+from faceperf.verdicts import Verdict, combine
 
 COREML_VARIANT = Variant.COREML
 # What a candidate's own artifacts can make the run refuse: ONNX Runtime cannot load a file (or
@@ -102,12 +102,7 @@ class SubjectCheck:
     @property
     def verdict(self) -> Verdict:
         """``fail`` when any part fails, ``skipped`` when nothing was judged, else ``pass``."""
-        verdicts = [c.verdict for c in self.conformance] + [self.accuracy.verdict]
-        if Verdict.FAIL in verdicts:
-            return Verdict.FAIL
-        if all(v is Verdict.SKIPPED for v in verdicts):
-            return Verdict.SKIPPED
-        return Verdict.PASS
+        return combine([*(c.verdict for c in self.conformance), self.accuracy.verdict])
 
 
 def judge_subject(

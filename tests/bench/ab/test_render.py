@@ -5,33 +5,19 @@ from __future__ import annotations
 import json
 import math
 
+from ab_outcomes import outcome
+
 from faceperf.bench.ab.render import PYTEST_FLAGS, markdown, plot, terminal
 from faceperf.bench.ab.result import AbResult
-from faceperf.bench.ab.sequential import Outcome
-from faceperf.bench.ab.stats import LookSchedule, RatioInterval
 from faceperf.verdicts import Verdict, exit_code
-
-
-def _outcome(name: str, verdict: Verdict, low: float, point: float, high: float) -> Outcome:
-    return Outcome(
-        name=name,
-        threshold=0.03,
-        verdict=verdict,
-        interval=RatioInterval(low, point, high, 0.99, 8),
-        reference_s=(0.1,) * 16,
-        candidate_s=(0.1,) * 16,
-        inner=1,
-        looks=1,
-        schedule=LookSchedule(8),
-    )
 
 
 def _result(**kwargs) -> AbResult:
     outcomes = (
-        _outcome("star-optimized", Verdict.SLOWER, 1.05, 1.07, 1.09),
-        _outcome("mtl-optimized", Verdict.SAME, 0.99, 1.0, 1.01),
-        _outcome("retinaface-optimized", Verdict.SAME, 0.98, 1.0, 1.02),
-        _outcome("pipeline", Verdict.UNDECIDED, 0.0, 1.02, math.inf),
+        outcome("star-optimized", Verdict.SLOWER, 1.05, 1.07, 1.09),
+        outcome("mtl-optimized", Verdict.SAME, 0.99, 1.0, 1.01),
+        outcome("retinaface-optimized", Verdict.SAME, 0.98, 1.0, 1.02),
+        outcome("pipeline", Verdict.UNDECIDED, 0.0, 1.02, math.inf),
     )
     return AbResult(outcomes=outcomes, added=("mtl/coreml",), removed=(), **kwargs)
 

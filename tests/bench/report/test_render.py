@@ -8,13 +8,13 @@ import math
 
 import numpy as np
 import pytest
+from ab_outcomes import outcome
 from summary_shape import check_summary_shape
 
 from faceperf.bench.ab.render import PYTEST_FLAGS, ab_section
 from faceperf.bench.ab.render import not_run_section as ab_not_run
 from faceperf.bench.ab.result import AbResult
 from faceperf.bench.ab.sequential import Outcome
-from faceperf.bench.ab.stats import LookSchedule, RatioInterval
 from faceperf.bench.gate.compare import (
     SUGGEST_MORE_ROUNDS,
     SUGGEST_QUIET_MACHINE,
@@ -33,18 +33,9 @@ UNDECIDED_ADVICE = "An `undecided` benchmark needs more rounds"
 
 
 def _outcome(name: str, verdict: Verdict, point: float) -> Outcome:
-    low, high = (0.0, math.inf) if verdict is Verdict.UNDECIDED else (point - 0.01, point + 0.01)
-    return Outcome(
-        name=name,
-        threshold=0.03,
-        verdict=verdict,
-        interval=RatioInterval(low, point, high, 0.99, 8),
-        reference_s=(0.1,) * 16,
-        candidate_s=(0.1,) * 16,
-        inner=1,
-        looks=1,
-        schedule=LookSchedule(8),
-    )
+    if verdict is Verdict.UNDECIDED:
+        return outcome(name, verdict, 0.0, point, math.inf)
+    return outcome(name, verdict, point - 0.01, point, point + 0.01)
 
 
 def _ab(*verdicts: Verdict) -> AbResult:
