@@ -32,9 +32,11 @@ artifacts: $(STAMP)
 # without timing noise deciding a landing. The suite is spread over the cores (pytest-xdist),
 # one test file per worker at a time (--dist loadfile): a file's module-scoped fixtures (small
 # builds, fault candidates, loaded models) are built once, in the worker that runs the file.
+# One OpenMP thread per worker: the workers already fill the cores, and PyTorch's threads
+# spinning on a core the other worker holds cost 14 % more CPU (2-core VM, 2026-12-06).
 TEST_WORKERS ?= auto
 test: artifacts
-	$(PY) -m pytest --benchmark-disable -n $(TEST_WORKERS) --dist loadfile
+	OMP_NUM_THREADS=1 $(PY) -m pytest --benchmark-disable -n $(TEST_WORKERS) --dist loadfile
 
 # The merge gate's reference: the merge base of HEAD with origin/main (else main), built from
 # that revision and cached; the plugin says why it skips the gate when there is none.

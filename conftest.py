@@ -77,8 +77,11 @@ def _locked(path: Path) -> Iterator[None]:
 _XDIST_ENVIRONMENT = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
 
 
-@pytest.fixture(autouse=True)
-def _runs_as_under_plain_pytest(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test sees the environment of a plain ``pytest`` run, with or without ``-n``."""
-    for name in _XDIST_ENVIRONMENT:
-        monkeypatch.delenv(name, raising=False)
+@pytest.fixture(scope="session", autouse=True)
+def _runs_as_under_plain_pytest() -> Iterator[None]:
+    """Every test and fixture sees the environment of a plain ``pytest`` run, with or without
+    ``-n``; session-scoped so that it precedes the module-scoped fixtures that start pytest."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in _XDIST_ENVIRONMENT:
+            patch.delenv(name, raising=False)
+        yield

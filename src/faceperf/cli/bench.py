@@ -1,6 +1,6 @@
 """The benchmark commands: ``compare``, ``baseline update``, ``report`` (the perf gate and its
-baselines) and ``bench speedups | mtcnn`` (measurements beyond the perf suite; ``bench-mtcnn``
-is the old name of ``bench mtcnn``)."""
+baselines) and ``bench speedups | mtcnn | memory | leak`` (measurements beyond the perf suite,
+the last two in cli/memory.py; ``bench-mtcnn`` is the old name of ``bench mtcnn``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from faceperf.cli.exits import EXIT_OK, EXIT_USAGE
+from faceperf.cli.memory import add_leak, add_memory
 from faceperf.cli.notes import warn_if_surrogate
 from faceperf.cli.options import (
     add_accept,
@@ -39,6 +40,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub = bench.add_subparsers(dest="bench_command", required=True)
     _add_speedups(sub)
     _add_mtcnn(sub.add_parser("mtcnn", help="MTCNN throughput on given frames"))
+    add_memory(sub)
+    add_leak(sub)
     # Kept beside `bench mtcnn` for scripts that use the old name (argparse aliases stay
     # within one level, so the old top-level name is a command of its own).
     _add_mtcnn(

@@ -88,7 +88,7 @@ def environment(request: AbRequest, seed: int, max_time_s: float) -> dict[str, o
     profile = detect_profile(request.backend)
     return {
         "profile": profile.name,
-        "cpu": profile.facts.cpu_brand,
+        "cpu": str(profile.facts.cpu) if profile.facts.cpu else profile.facts.cpu_brand,
         "cores": profile.facts.cores,
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
