@@ -344,6 +344,11 @@ def test_the_committed_baseline_of_another_cpu_is_skipped_with_that_line(
             not_run,
         ]
     )
+    # Only the comparison is skipped: the report still holds what was measured, and its plots.
+    report = _report(project)
+    summary = (report / "summary.md").read_text(encoding="utf-8")
+    assert "**Measured** on golden-machine/ort-cpu" in summary and "test_detect" in summary
+    assert (report / "latency.png").exists()
 
 
 def test_a_refused_comparison_with_a_named_baseline_is_a_usage_error_unless_the_gate_is_off(

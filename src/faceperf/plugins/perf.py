@@ -235,7 +235,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     report = config.stash.get(_REPORT, None)
     if report is None:
         return
-    from faceperf.bench.errors import ProfileMismatchError
     from faceperf.bench.gate.render import BASELINE_KEY
     from faceperf.bench.gate.render import not_run_section as baseline_not_run
     from faceperf.bench.report.folder import (
@@ -265,17 +264,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 config.getoption("--perf-allow-mismatch"), mismatch_flag="--perf-allow-mismatch"
             )
             hint = "Record a baseline with `faceperf baseline update`."
-            inputs = ReportInputs(results, baseline, policy)
-            summary = write_report(report, inputs, hint, lead=lead).summary
-        except ProfileMismatchError as err:
-            # The committed baseline of another CPU says nothing about this run: skip it with
-            # that line (the merge gate needs no baseline). A baseline named on the command
-            # line is a comparison asked for, and refused as `faceperf compare` refuses it.
-            summary = Summary(summary.title, (*lead, baseline_not_run(str(err))))
-            write_summary(report, summary)
-            _say(terminal, f"faceperf: baseline gate skipped: {err}")
-            if config.getoption("--perf-baseline") is not None and not no_gate:
-                session.exitstatus = worst_exit(int(session.exitstatus), EXIT_USAGE)
+            # The committed baseline of another CPU (profile, runtime) says nothing about this
+            # run: it is skipped, saying why, and the rest of the report stands (the merge gate
+            # needs no baseline). A baseline named with --perf-baseline is a comparison asked
+            # for, and refused as `faceperf compare` refuses it.
+            named = config.getoption("--perf-baseline") is not None
+            inputs = ReportInputs(results, baseline, policy, skip_refused=not named)
+            written = write_report(report, inputs, hint, lead=lead)
+            summary = written.summary
+            if written.refused is not None:
+                _say(terminal, f"faceperf: baseline gate skipped: {written.refused}")
         except FaceperfError as err:
             # The verdict line says why; a broken baseline or results file is input to fix.
             summary = Summary(summary.title, (*lead, baseline_not_run(str(err))))

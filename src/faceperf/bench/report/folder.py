@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faceperf.bench.budgets import load_budgets
-from faceperf.bench.errors import BaselineError
+from faceperf.bench.errors import BaselineError, ProfileMismatchError
 from faceperf.bench.gate.compare import (
     ALLOW_MISMATCH_OPTION,
     GatePolicy,
@@ -37,11 +37,15 @@ class ReportInputs:
         results: the run's pytest-benchmark JSON (results.json in the report folder).
         baseline: the committed baseline to compare with, if there is one.
         policy: the gate's thresholds.
+        skip_refused: a baseline the gate refuses (another profile, runtime or CPU) is reported
+            as not compared, with the reason, instead of raised (`make perf` on a CPU the
+            committed baseline was not recorded on).
     """
 
     results: Path
     baseline: Path | None
     policy: GatePolicy
+    skip_refused: bool = False
 
 
 def policy_from_budgets(
@@ -62,12 +66,22 @@ def policy_from_budgets(
     )
 
 
-def gate(inputs: ReportInputs) -> tuple[GateReport | None, BenchmarkRun]:
-    """Compare the run with its baseline (None when there is no baseline to compare with)."""
+def gate(inputs: ReportInputs) -> tuple[GateReport | None, BenchmarkRun, str | None]:
+    """Compare the run with its baseline: the comparison (None when nothing was compared), the
+    run, and why nothing was compared when a baseline was refused under ``skip_refused``.
+
+    Raises:
+        ProfileMismatchError: the baseline is refused and ``skip_refused`` is false.
+    """
     current = load_run(inputs.results)
     if inputs.baseline is None or not inputs.baseline.exists():
-        return None, current
-    return compare_runs(load_run(inputs.baseline), current, inputs.policy), current
+        return None, current, None
+    try:
+        return compare_runs(load_run(inputs.baseline), current, inputs.policy), current, None
+    except ProfileMismatchError as err:
+        if not inputs.skip_refused:
+            raise
+        return None, current, str(err)
 
 
 @dataclass(frozen=True)
@@ -77,10 +91,12 @@ class WrittenReport:
     Args:
         gate: the baseline gate's comparison (None without a baseline).
         summary: every section of summary.md; its exit status is the run's.
+        refused: why the baseline was refused, when ``skip_refused`` skipped it.
     """
 
     gate: GateReport | None
     summary: Summary
+    refused: str | None = None
 
 
 def perf_title(profile: str) -> str:
@@ -99,10 +115,10 @@ def write_report(
         BaselineError: the results or the baseline cannot be read, or a speedup or stage
             record in the results is malformed.
     """
-    report, current = gate(inputs)
+    report, current, refused = gate(inputs)
     if report is None:
         where = "" if inputs.baseline is None else f" ({inputs.baseline})"
-        why = f"no baseline for {current.profile}{where}"
+        why = refused or f"no baseline for {current.profile}{where}"
         baseline = no_baseline_section(current, why, baseline_hint)
     else:
         baseline = gate_section(report)
@@ -119,7 +135,7 @@ def write_report(
         current,
         load_run(inputs.baseline) if report is not None else None,
     )
-    return WrittenReport(report, summary)
+    return WrittenReport(report, summary, refused)
 
 
 def write_summary(directory: Path, summary: Summary) -> None:
