@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from faceperf.artifacts.layout import artifact_path
-from faceperf.artifacts.manifest import read_manifest
+from faceperf.artifacts.manifest import VariantRecord, read_manifest
 from faceperf.errors import ArtifactError, BackendUnavailableError
 from faceperf.fileio import sha256_path
 from faceperf.runtime.backends import ORT_COREML_UNITS, BackendChoice, parse_backend
@@ -14,6 +14,19 @@ from faceperf.runtime.coreml_backend import CoreMLRunner
 from faceperf.runtime.onnxruntime_backend import PROVIDERS, OrtRunner
 
 BACKENDS = (*PROVIDERS, "coreml")  # each of ort-coreml and coreml also takes :UNITS
+
+
+def verify_artifact(path: Path, record: VariantRecord) -> None:
+    """Refuse an artifact whose bytes differ from its manifest record (sha256).
+
+    Raises:
+        ArtifactError: the file changed after the build.
+    """
+    if sha256_path(path) != record.sha256:
+        raise ArtifactError(
+            f"{path}: sha256 differs from the manifest; the file changed after the build "
+            "(rebuild with `faceperf artifacts build`)"
+        )
 
 
 def open_runner(
@@ -41,11 +54,8 @@ def open_runner(
     path = artifact_path(directory, model, variant)
     if not path.exists():
         raise ArtifactError(f"{path}: listed in the manifest but missing")
-    if verify and sha256_path(path) != record.sha256:
-        raise ArtifactError(
-            f"{path}: sha256 differs from the manifest; the file changed after the build "
-            "(rebuild with `faceperf artifacts build`)"
-        )
+    if verify:
+        verify_artifact(path, record)
     if record.format == "mlpackage":
         if not choice.is_coreml:
             raise BackendUnavailableError(

@@ -36,9 +36,8 @@ from faceperf.bench.memory.workloads import (
     pipeline_step,
     scene_frames,
 )
-from faceperf.errors import ArtifactError
-from faceperf.fileio import sha256_path
 from faceperf.runtime.artifact_ref import ArtifactRef
+from faceperf.runtime.factory import verify_artifact
 
 Clock = Callable[[], float]
 
@@ -97,11 +96,11 @@ def prepare(request: MemoryRequest) -> Callable[[], Step]:
         return lambda: mtcnn_step(ref, frames)
     if request.feed is None:
         raise MemoryMeasurementError(f"{request.subject}: a model measurement needs its feed")
-    manifest = read_manifest(request.directory)
-    record = manifest.record(request.subject, request.variant)
-    path = artifact_path(request.directory, request.subject, request.variant)
-    if sha256_path(path) != record.sha256:
-        raise ArtifactError(f"{path}: sha256 differs from the manifest; rebuild the artifacts")
+    # Hashed here, before the floor: the check's reading of the file is not the model's load.
+    verify_artifact(
+        artifact_path(request.directory, request.subject, request.variant),
+        read_manifest(request.directory).record(request.subject, request.variant),
+    )
     feed = np.load(request.feed)
     return lambda: model_step(ref, request.subject, feed, verify=False)
 
