@@ -36,10 +36,9 @@ from faceperf.bench.memory.workloads import (
     pipeline_step,
     scene_frames,
 )
+from faceperf.pipeline.profiler import Clock
 from faceperf.runtime.artifact_ref import ArtifactRef
 from faceperf.runtime.factory import verify_artifact
-
-Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceperf.bench.memory.meters import Reader
+from faceperf.pipeline.profiler import Clock
 from faceperf.verdicts import Verdict
 
-Clock = Callable[[], float]
 FLAT, PLATEAU, GROWING = "flat", "plateau", "growing"
 DEFAULT_THRESHOLD = 256.0  # bytes per call; see docs/memory.md for the A/A slopes behind it
 
