@@ -9,7 +9,6 @@ each benchmark runs once and no budget is asserted: timing noise must not decide
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 
 from faceperf.artifacts.layout import Variant, artifact_path
@@ -56,13 +55,7 @@ def _judge(
     benchmark.extra_info.update(profile=perf_profile.name, budget=budget and budget.describe())
     if benchmark.disabled:
         return None  # smoke mode: the code ran; timing is not judged
-    timing = CalibratedTiming.of(
-        benchmark.stats.stats.data,
-        benchmark.extra_info.get(CANARY_KEY),
-        calls_per_round,
-        work_flops,
-    )
-    benchmark.extra_info[CALIBRATION_KEY] = timing.to_json()
+    timing = _calibrated(benchmark, calls_per_round, work_flops)
     if budget is None:
         say(f"{name}: {timing.describe()}; no budget for {perf_profile.name}")
         pytest.skip(f"no '{name}' budget for profile {perf_profile.name} in {budgets_path()}")
@@ -75,14 +68,25 @@ def _judge(
     return timing
 
 
-def _flops(artifacts_dir, model: str, variant: str, shape: tuple[int, ...]) -> int | None:
-    """FLOPs of one call of an ONNX artifact (None for a Core ML package: its budgets are
-    absolute)."""
+def _flops(artifacts_dir, model: str, variant: str, feeds: dict[str, np.ndarray]) -> int | None:
+    """FLOPs of one call of an ONNX artifact on ``feeds`` (None for a Core ML package: its
+    budgets are absolute)."""
     if not Variant(variant).is_onnx:
         return None
-    path = artifact_path(artifacts_dir, model, variant)
-    name = onnx.load(str(path), load_external_data=False).graph.input[0].name
-    return count_flops(path, {name: shape}).flops
+    shapes = {name: value.shape for name, value in feeds.items()}
+    return count_flops(artifact_path(artifacts_dir, model, variant), shapes).flops
+
+
+def _calibrated(benchmark, calls_per_round: int = 1, work_flops: int | None = None):
+    """The benchmark's rounds against the canary timed beside each, kept in its record."""
+    timing = CalibratedTiming.of(
+        benchmark.stats.stats.data,
+        benchmark.extra_info.get(CANARY_KEY),
+        calls_per_round,
+        work_flops,
+    )
+    benchmark.extra_info[CALIBRATION_KEY] = timing.to_json()
+    return timing
 
 
 @pytest.mark.parametrize("model", ["star", "mtl"])
@@ -95,7 +99,7 @@ def test_model_latency_within_budget(
     benchmark.group = f"{model} latency"
     benchmark.extra_info.update(model=model, variant=variant, executed_on=runner.executed_on)
     pedantic_with_canary(benchmark, runner.run, (feeds,), rounds=20, canary=perf_canary)
-    flops = _flops(artifacts_dir, model, variant, sample.shape)
+    flops = _flops(artifacts_dir, model, variant, feeds)
     _judge(benchmark, perf_profile, budget_report, f"{model} latency", work_flops=flops)
 
 
@@ -171,16 +175,10 @@ def test_a_wasteful_artifact_fails_the_portable_budget(
     )
     runner = ArtifactRef(wasteful, "optimized", perf_profile.backend, perf_threads).open("mtl")
     sample = np.array(sample_batch("mtl")[:1]).astype(runner.inputs[0].dtype)
+    feeds = {runner.inputs[0].name: sample}
     benchmark.group = "mtl latency, wasteful fault"
-    pedantic_with_canary(
-        benchmark, runner.run, ({runner.inputs[0].name: sample},), rounds=20, canary=perf_canary
-    )
-    timing = CalibratedTiming.of(
-        benchmark.stats.stats.data,
-        benchmark.extra_info.get(CANARY_KEY),
-        work_flops=_flops(wasteful, "mtl", "optimized", sample.shape),
-    )
-    benchmark.extra_info[CALIBRATION_KEY] = timing.to_json()
+    pedantic_with_canary(benchmark, runner.run, (feeds,), rounds=20, canary=perf_canary)
+    timing = _calibrated(benchmark, work_flops=_flops(wasteful, "mtl", "optimized", feeds))
     caught = not budget.allows(timing)
     verdict = "fails it, as it must" if caught else "PASSES it"
     budget_report(f"mtl latency, wasteful fault: {timing.describe()}; {verdict}")
