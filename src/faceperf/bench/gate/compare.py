@@ -251,27 +251,42 @@ def _row_warnings(
     for side, samples in (("baseline", base), ("current", cur)):
         spread = _spread_warning(samples, policy)
         if spread is not None:
-            found.append(f"{side}: {spread}")
+            found.append(SampleWarning(f"{side}: {spread.fact}", spread.advice))
     return tuple(found)
 
 
-def _too_few(counted: str, policy: GatePolicy) -> str:
-    return (
+class SampleWarning(str):
+    """Why a benchmark's samples cannot be trusted: the whole sentence, as printed, which also
+    keeps its two parts apart (``fact``, what is particular to these samples, and ``advice``,
+    what to do about it), so that a report can say each piece of advice once."""
+
+    fact: str
+    advice: tuple[str, ...]
+
+    def __new__(cls, fact: str, advice: tuple[str, ...]) -> SampleWarning:
+        warning = super().__new__(cls, f"{fact}; {', or '.join(advice)}")
+        warning.fact, warning.advice = fact, advice
+        return warning
+
+
+def _too_few(counted: str, policy: GatePolicy) -> SampleWarning:
+    return SampleWarning(
         f"{counted} (need {policy.min_samples}): too few to tell a change from noise, so never "
-        f"a regression; {SUGGEST_MORE_ROUNDS}"
+        "a regression",
+        (SUGGEST_MORE_ROUNDS,),
     )
 
 
-def _spread_warning(samples: BenchmarkSamples, policy: GatePolicy) -> str | None:
+def _spread_warning(samples: BenchmarkSamples, policy: GatePolicy) -> SampleWarning | None:
     # IQR over median: pytest-benchmark's table shows both, and unlike stdev / mean one slow
     # round (a page fault, a context switch) cannot inflate it.
     q1, q3 = np.percentile(samples.samples_s, [25, 75])
     spread = (q3 - q1) / samples.median_s
     if spread < policy.max_spread:
         return None
-    return (
-        f"noisy: interquartile range is {spread:.0%} of the median (≥ {policy.max_spread:.0%}); "
-        f"{SUGGEST_QUIET_MACHINE}, or {SUGGEST_MORE_ROUNDS}"
+    return SampleWarning(
+        f"noisy: interquartile range is {spread:.0%} of the median (≥ {policy.max_spread:.0%})",
+        (SUGGEST_QUIET_MACHINE, SUGGEST_MORE_ROUNDS),
     )
 
 

@@ -9,6 +9,7 @@ from faceperf.bench.gate.compare import (
     SUGGEST_QUIET_MACHINE,
     GateReport,
     GateRow,
+    SampleWarning,
 )
 from faceperf.bench.gate.storage import BenchmarkRun, short_name
 from faceperf.bench.gate.update import StoredBaseline
@@ -19,14 +20,11 @@ from faceperf.verdicts import Verdict
 BASELINE_KEY = "baseline"
 _COLUMNS = ("benchmark", "baseline (ms)", "current (ms)", "change", "p-value", "verdict", "note")
 _ALIGN = ("---", "---:", "---:", "---:", "---:", "---", "---")
-# compare.py words what to do about untrustworthy samples into each warning; the report says
-# each piece of advice once, as a note, and keeps in the row only what is particular to it (the
-# counts, the spread). Longest first: the quiet-machine advice ends with the more-rounds one.
-_QUIET = f"Noisy samples: {SUGGEST_QUIET_MACHINE}."
-_ROUNDS = f"Too few samples, or noisy ones: {SUGGEST_MORE_ROUNDS}."
-_ADVICE = {
-    f"; {SUGGEST_QUIET_MACHINE}, or {SUGGEST_MORE_ROUNDS}": (_QUIET, _ROUNDS),
-    f"; {SUGGEST_MORE_ROUNDS}": (_ROUNDS,),
+# The report says each piece of a warning's advice once, as a note, and keeps in the row only
+# what is particular to it (the counts, the spread).
+_NOTES = {
+    SUGGEST_QUIET_MACHINE: f"Noisy samples: {SUGGEST_QUIET_MACHINE}.",
+    SUGGEST_MORE_ROUNDS: f"Too few samples, or noisy ones: {SUGGEST_MORE_ROUNDS}.",
 }
 
 
@@ -121,9 +119,11 @@ def _row(row: GateRow, default_threshold: float) -> Row:
     facts = [row.note] if row.note else []
     advice = []
     for warning in row.warnings:
-        fact, notes = _split_advice(warning)
-        facts.append(fact)
-        advice += notes
+        if isinstance(warning, SampleWarning):
+            facts.append(warning.fact)
+            advice += [_NOTES.get(a, a) for a in warning.advice]
+        else:
+            facts.append(warning)
     if row.threshold != default_threshold and row.change is not None:
         facts.append(f"threshold {row.threshold:.0%}")
     verdict = row.verdict.value
@@ -141,14 +141,6 @@ def _row(row: GateRow, default_threshold: float) -> Row:
         "; ".join(facts),
     )
     return Row(short_name(row.name), row.verdict, tuple(_escape(c) for c in cells), tuple(advice))
-
-
-def _split_advice(warning: str) -> tuple[str, tuple[str, ...]]:
-    """(what is particular to the row, the notes of the advice it ends with)."""
-    for suffix, notes in _ADVICE.items():
-        if warning.endswith(suffix):
-            return warning.removesuffix(suffix), notes
-    return warning, ()
 
 
 def _ms(seconds: float | None) -> str:
