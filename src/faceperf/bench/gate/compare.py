@@ -12,7 +12,7 @@ rounds; size alone flags the noise of a machine that was busy for three rounds. 
 compares whole distributions by rank, so one outlier round cannot make or hide a regression, and
 it assumes nothing about the shape of timing noise (skewed, heavy-tailed).
 
-A benchmark with too few samples can never be called a regression: it is marked unstable and
+A benchmark with too few samples can never be called `slower`: it is marked unstable and
 the report says to increase rounds. With the default alpha = 0.01 this is also what the test
 itself implies: with 4 rounds per side the smallest one-sided p-value is 1/70 ≈ 0.014.
 """
@@ -48,7 +48,7 @@ class GatePolicy:
         allow_mismatch: compare runs of different profiles, runtime versions or CPUs anyway.
         accepted: benchmark name → why its regression is accepted (reviewed, e.g. in the PR).
         not_gated: benchmark name or pattern → why it is reported but never judged.
-        min_samples: fewer samples than this on either side → unstable, never a regression.
+        min_samples: fewer samples than this on either side → unstable, never ``slower``.
         max_spread: interquartile range over median at or above this → unstable.
     """
 
@@ -272,7 +272,7 @@ class SampleWarning(str):
 def _too_few(counted: str, policy: GatePolicy) -> SampleWarning:
     return SampleWarning(
         f"{counted} (need {policy.min_samples}): too few to tell a change from noise, so never "
-        "a regression",
+        "`slower`",
         (SUGGEST_MORE_ROUNDS,),
     )
 
