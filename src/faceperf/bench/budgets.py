@@ -19,6 +19,18 @@ Layout::
     load_threshold = 0.15                # every session-creation benchmark (<name>-load)
     [ab.thresholds]                      # benchmark name or * pattern (longest match wins)
     "star-*" = 0.03
+    [ab.memory]                          # each phase's peak above the floor, vs the reference
+    threshold = 0.03                     # larger beyond this fraction of the reference ...
+    min_mib = 2.0                        # ... and never within this many MiB
+    [ab.memory.thresholds]               # benchmark name or * pattern: its own fraction
+    "pipeline" = 0.15
+
+    [[memory_budget]]
+    profile = "apple-*"
+    subject = "face_mirror"              # a model, mtcnn, or face_mirror (the whole process)
+    variant = "*"                        # fnmatch pattern over variants (default *)
+    max_peak_mib = 2048                  # the process's peak; or max_added_mib: above its floor
+    reason = "checklist: memory usage < 2 GB per process"
 
     [[speedup_floor]]
     profile = "linux-x86_64*/ort-cpu"
@@ -48,19 +60,35 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from types import MappingProxyType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from faceperf.bench.calibration import CalibratedTiming
 from faceperf.bench.errors import BudgetsError
 from faceperf.bench.gate.storage import find_by_benchmark_name
+from faceperf.bench.memory.compare import MIB, MemoryThreshold
+
+if TYPE_CHECKING:
+    from faceperf.bench.memory.peak import MemoryPeaks
 
 _E = TypeVar("_E")
 
 DEFAULT_REGRESSION_THRESHOLD = 0.10
 
 # [[computeplan]] entries (Core ML placement floors) are checked by faceperf.coreml.plan_budgets.
-_TOP_KEYS = ("defaults", "thresholds", "not_gated", "ab", "budget", "speedup_floor", "computeplan")
-_AB_KEYS = ("default_threshold", "load_threshold", "thresholds")
+_TOP_KEYS = (
+    "defaults",
+    "thresholds",
+    "not_gated",
+    "ab",
+    "budget",
+    "memory_budget",
+    "speedup_floor",
+    "computeplan",
+)
+_AB_KEYS = ("default_threshold", "load_threshold", "thresholds", "memory")
+_AB_MEMORY_KEYS = ("threshold", "min_mib", "thresholds")
+MEMORY_LIMIT_KEYS = ("max_peak_mib", "max_added_mib")
+_MEMORY_BUDGET_KEYS = ("profile", "subject", "variant", *MEMORY_LIMIT_KEYS, "reason")
 DEFAULT_AB_THRESHOLD = 0.05
 DEFAULT_AB_LOAD_THRESHOLD = 0.15
 _DEFAULTS_KEYS = ("regression_threshold",)
@@ -218,6 +246,77 @@ class SpeedupFloor:
 
 
 @dataclass(frozen=True)
+class MemoryBudget:
+    """The most memory one subject may use on the profiles a pattern matches, in fresh-process
+    measurements (bench/memory/peak.py). Exactly one limit is given.
+
+    Args:
+        profile: fnmatch pattern over profile names, e.g. ``apple-*`` or ``*/ort-cpu``.
+        subject: a model, ``mtcnn`` (the cascade) or ``face_mirror`` (the whole pipeline).
+        reason: why this number (a product requirement, a measurement); shown when it fails.
+        variant: fnmatch pattern over variants (default every variant).
+        max_peak_mib: the most the process may hold at its peak, floor included (what the
+            system charges and kills for: the product's "< 2 GB per process"), or
+        max_added_mib: the most either phase (load, steady) may add above the process's floor
+            (what the artifact itself holds, whatever the interpreter and libraries weigh).
+    """
+
+    profile: str
+    subject: str
+    reason: str
+    variant: str = "*"
+    max_peak_mib: float | None = None
+    max_added_mib: float | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("profile", "subject", "variant", "reason"):
+            value = getattr(self, key)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{key} = {value!r}: expected a non-empty string")
+        given = [key for key in MEMORY_LIMIT_KEYS if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of {', '.join(MEMORY_LIMIT_KEYS)} (got {len(given)})"
+            )
+        value = getattr(self, given[0])
+        if not _is_number(value) or not value > 0:
+            raise ValueError(f"{given[0]} = {value!r}: expected a positive number of MiB")
+        object.__setattr__(self, given[0], float(value))
+
+    @property
+    def specificity(self) -> tuple[bool, int, bool, int]:
+        """The profile pattern's specificity, then the variant pattern's."""
+        return (*pattern_specificity(self.profile), *pattern_specificity(self.variant))
+
+    def matches(self, profile: str, subject: str, variant: str) -> bool:
+        return (
+            subject == self.subject
+            and fnmatchcase(profile, self.profile)
+            and fnmatchcase(variant, self.variant)
+        )
+
+    def measured_mib(self, peaks: MemoryPeaks) -> float:
+        """The figure this budget limits: the absolute peak, or the larger phase's addition."""
+        if self.max_peak_mib is not None:
+            return peaks.peak_bytes / MIB
+        return max(p.above_floor_bytes for p in peaks.phases().values()) / MIB
+
+    def allows(self, peaks: MemoryPeaks) -> bool:
+        """True when the measurement is within the budget."""
+        return self.measured_mib(peaks) <= self.limit_mib
+
+    @property
+    def limit_mib(self) -> float:
+        return self.max_peak_mib if self.max_peak_mib is not None else self.max_added_mib
+
+    def describe(self) -> str:
+        """``peak ≤ 2048 MiB`` or ``≤ 320 MiB above the floor``."""
+        if self.max_peak_mib is not None:
+            return f"peak ≤ {self.max_peak_mib:g} MiB"
+        return f"≤ {self.max_added_mib:g} MiB above the floor"
+
+
+@dataclass(frozen=True)
 class Budgets:
     """Everything ``budgets.toml`` says.
 
@@ -231,6 +330,9 @@ class Budgets:
         ab_default_threshold: the merge gate's threshold for benchmarks without an override.
         ab_load_threshold: the merge gate's threshold of every session-creation benchmark.
         ab_thresholds: merge-gate benchmark name or ``*`` pattern → threshold (steady state).
+        ab_memory: the merge gate's memory threshold for benchmarks without an override.
+        ab_memory_thresholds: benchmark name or ``*`` pattern → its memory threshold's fraction.
+        memory_budgets: the memory budgets, in file order.
     """
 
     source: str
@@ -242,6 +344,9 @@ class Budgets:
     ab_default_threshold: float = DEFAULT_AB_THRESHOLD
     ab_thresholds: Mapping[str, float] = field(default_factory=dict)
     ab_load_threshold: float = DEFAULT_AB_LOAD_THRESHOLD
+    ab_memory: MemoryThreshold = field(default_factory=MemoryThreshold)
+    ab_memory_thresholds: Mapping[str, float] = field(default_factory=dict)
+    memory_budgets: tuple[MemoryBudget, ...] = ()
 
     def __post_init__(self) -> None:
         _check_threshold("default_threshold", self.default_threshold)
@@ -256,6 +361,10 @@ class Budgets:
         object.__setattr__(self, "budgets", tuple(self.budgets))
         object.__setattr__(self, "speedup_floors", tuple(self.speedup_floors))
         object.__setattr__(self, "not_gated", MappingProxyType(dict(self.not_gated)))
+        object.__setattr__(
+            self, "ab_memory_thresholds", MappingProxyType(dict(self.ab_memory_thresholds))
+        )
+        object.__setattr__(self, "memory_budgets", tuple(self.memory_budgets))
 
     def threshold_for(self, benchmark_name: str) -> float:
         """The regression threshold of a benchmark: its override, else the default.
@@ -276,12 +385,24 @@ class Budgets:
     def ab_threshold_for(self, name: str) -> float:
         """The merge gate's threshold of a benchmark (``star-optimized``, ``mtcnn`` ...): its
         exact name, else the longest matching ``*`` pattern, else the default."""
-        if name in self.ab_thresholds:
-            return self.ab_thresholds[name]
-        matching = [k for k in self.ab_thresholds if "*" in k and fnmatchcase(name, k)]
-        if matching:
-            return self.ab_thresholds[max(matching, key=len)]
-        return self.ab_default_threshold
+        override = _by_name_or_pattern(self.ab_thresholds, name)
+        return self.ab_default_threshold if override is None else override
+
+    def ab_memory_threshold_for(self, name: str) -> MemoryThreshold:
+        """The merge gate's memory threshold of a benchmark (``pipeline``, ``star-optimized``):
+        its override's fraction (exact name, else longest ``*`` pattern), else the default."""
+        override = _by_name_or_pattern(self.ab_memory_thresholds, name)
+        return self.ab_memory if override is None else replace(self.ab_memory, relative=override)
+
+    def memory_budget_for(self, profile: str, subject: str, variant: str) -> MemoryBudget | None:
+        """The memory budget of ``subject``'s ``variant`` on ``profile``, or None when unset.
+
+        Raises:
+            BudgetsError: two matching entries are equally specific.
+        """
+        matching = [b for b in self.memory_budgets if b.matches(profile, subject, variant)]
+        where = f"{self.source}: memory budgets of {subject!r} {variant}"
+        return _most_specific(matching, profile, where)
 
     def budget_for(self, profile: str, benchmark: str) -> Budget | None:
         """The budget of ``benchmark`` on ``profile``, or None when the file sets none.
@@ -312,7 +433,14 @@ class Budgets:
         return _most_specific(matching, profile, where)
 
 
-_Entry = TypeVar("_Entry", Budget, SpeedupFloor)
+def _by_name_or_pattern(table: Mapping[str, float], name: str) -> float | None:
+    if name in table:
+        return table[name]
+    matching = [k for k in table if "*" in k and fnmatchcase(name, k)]
+    return table[max(matching, key=len)] if matching else None
+
+
+_Entry = TypeVar("_Entry", Budget, SpeedupFloor, MemoryBudget)
 
 
 def _most_specific(matching: list[_Entry], profile: str, where: str) -> _Entry | None:
@@ -375,6 +503,7 @@ def _parse(document: dict[str, object], source: str) -> Budgets:
     ab_thresholds = _table(ab, "thresholds", source)
     for name, value in ab_thresholds.items():
         _wrap(_check_threshold, source, f"[ab.thresholds] {name!r}", value)
+    memory, memory_thresholds = _ab_memory(_table(ab, "memory", source), source)
     return Budgets(
         source,
         default_threshold,
@@ -385,6 +514,38 @@ def _parse(document: dict[str, object], source: str) -> Budgets:
         ab_default_threshold=ab_default,
         ab_thresholds=ab_thresholds,
         ab_load_threshold=ab_load,
+        ab_memory=memory,
+        ab_memory_thresholds=memory_thresholds,
+        memory_budgets=_memory_budgets(document.get("memory_budget", []), source),
+    )
+
+
+def _ab_memory(table: dict[str, object], source: str) -> tuple[MemoryThreshold, dict]:
+    _check_keys(table, _AB_MEMORY_KEYS, source, "[ab.memory]")
+    default = MemoryThreshold()
+    relative = table.get("threshold", default.relative)
+    _wrap(_check_threshold, source, "[ab.memory] threshold", relative)
+    min_mib = table.get("min_mib", default.min_mib)
+    if not _is_number(min_mib) or min_mib < 0:
+        raise BudgetsError(f"{source}: [ab.memory] min_mib = {min_mib!r}: expected 0 or more MiB")
+    thresholds = _table(table, "thresholds", source)
+    for name, value in thresholds.items():
+        _wrap(_check_threshold, source, f"[ab.memory.thresholds] {name!r}", value)
+    return MemoryThreshold(float(relative), float(min_mib)), thresholds
+
+
+def _memory_budgets(entries: object, source: str) -> tuple[MemoryBudget, ...]:
+    return parse_entries(
+        entries,
+        source,
+        EntryRules(
+            "memory_budget", "memory budget", _MEMORY_BUDGET_KEYS, ("reason", "profile", "subject")
+        ),
+        MemoryBudget,
+        identity=lambda b: (
+            f"profile {b.profile!r}, subject {b.subject!r} and variant {b.variant!r}"
+        ),
+        label=lambda e: f"{e['subject']!r}" if isinstance(e.get("subject"), str) else "",
     )
 
 

@@ -27,7 +27,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="merge gate: candidate artifacts against reference artifacts, interleaved",
         description="Time the candidate's artifacts against the reference's in one process, "
         "alternating in randomly ordered rounds, and judge each benchmark slower / same / "
-        "faster / undecided. Exit 1 on a slower benchmark, 2 on bad input.",
+        "faster / undecided; measure each benchmark's peak memory (fresh processes) and its "
+        "artifact's size, and judge them larger / same / smaller. Exit 1 on a slower or larger "
+        "benchmark, 2 on bad input.",
     )
     ab.add_argument(
         "--reference",
@@ -64,9 +66,18 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="also judge session creation of every model and variant (<name>-load)",
     )
     ab.add_argument(
+        "--no-memory",
+        action="store_true",
+        help="skip the memory and size verdicts (<name>:memory, <name>:size)",
+    )
+    ab.add_argument(
         "--strict", action="store_true", help="fail on benchmarks still undecided at time-out"
     )
-    add_accept(ab, help="a slowdown a reviewer accepts, with the reason (repeatable)")
+    add_accept(
+        ab,
+        help="a slowdown (or growth: <name>:memory, <name>:size) a reviewer accepts, with the "
+        "reason (repeatable)",
+    )
     ab.add_argument("--seed", type=at_least(0), default=0, help="seeds the order within rounds")
     add_json(ab, help="print ab.json to stdout")
     ab.add_argument("--markdown", type=Path, default=None, help="also write summary.md here")
@@ -104,6 +115,7 @@ def _ab(args: argparse.Namespace) -> int:
         backend=args.backend,
         threads=args.threads,
         cold_load=args.cold_load,
+        memory=not args.no_memory,
     )
     try:
         result = run_ab(
@@ -113,6 +125,7 @@ def _ab(args: argparse.Namespace) -> int:
             accepted=dict(args.accept),
             seed=args.seed,
             on_look=_progress,
+            say=_say,
         )
     except KeyboardInterrupt:
         print("faceperf ab: interrupted; no report written", file=sys.stderr)

@@ -131,15 +131,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "ab_benchmark" not in metafunc.fixturenames:
-        return
-    setup = _ab_setup(metafunc.config)
-    if setup.skip_reason is not None:
-        metafunc.parametrize(
-            "ab_benchmark", [pytest.param(None, marks=pytest.mark.skip(reason=setup.skip_reason))]
-        )
-        return
-    metafunc.parametrize("ab_benchmark", setup.plan.judged)
+    # The merge gate's tests, one per verdict: a benchmark's time (ab_benchmark), its memory or
+    # its artifact's size (ab_footprint).
+    from faceperf.bench.ab.footprint import footprint_names
+
+    for fixture in ("ab_benchmark", "ab_footprint"):
+        if fixture not in metafunc.fixturenames:
+            continue
+        setup = _ab_setup(metafunc.config)
+        if setup.skip_reason is not None:
+            skip = pytest.mark.skip(reason=setup.skip_reason)
+            metafunc.parametrize(fixture, [pytest.param(None, marks=skip)])
+        elif fixture == "ab_benchmark":
+            metafunc.parametrize(fixture, setup.plan.judged)
+        else:
+            metafunc.parametrize(fixture, footprint_names(setup.request, setup.plan.judged))
 
 
 def _ab_setup(config: pytest.Config) -> AbSetup:
@@ -177,6 +183,7 @@ def ab_result(request: pytest.FixtureRequest, artifacts_dir: Path) -> AbResult:
         setup.request_for(artifacts_dir),
         load_budgets(budgets_path()),
         max_time_s=config.getoption("--perf-ab-max-time") or DEFAULT_MAX_TIME_S,
+        say=lambda text: _say(config.pluginmanager.get_plugin("terminalreporter"), text),
     )
     config.stash[_AB] = result
     return result

@@ -6,14 +6,13 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import onnx
 import pytest
 from fake_time import FakeTime
 from memory_folders import one_model_folder, replace_variant
-from onnx import helper, numpy_helper
 
 from faceperf.artifacts.layout import artifact_path
+from faceperf.bench.memory.ballast import add_ballast
 from faceperf.bench.memory.child import measure_phases
 from faceperf.bench.memory.meters import LINUX_HWM, MemoryMeasurementError, Reading
 from faceperf.bench.memory.peak import (
@@ -151,36 +150,13 @@ def test_the_child_imports_no_torch():
 # --- real children -------------------------------------------------------------------------
 
 
-def _balloon(graph: onnx.ModelProto, megabytes: int) -> onnx.ModelProto:
-    """``graph`` with one extra intermediate tensor of about ``megabytes`` MB that changes no
-    output: the input tiled, summed, times zero, added back to the input."""
-    source = graph.graph.input[0].name
-    per_copy = 3 * 48 * 48 * 4
-    repeats = numpy_helper.from_array(
-        np.array([megabytes * MB // per_copy, 1, 1, 1], np.int64), "balloon_repeats"
-    )
-    zero = numpy_helper.from_array(np.zeros((), np.float32), "balloon_zero")
-    nodes = [
-        helper.make_node("Tile", [source, "balloon_repeats"], ["balloon_big"]),
-        helper.make_node("ReduceSum", ["balloon_big"], ["balloon_sum"], keepdims=0),
-        helper.make_node("Mul", ["balloon_sum", "balloon_zero"], ["balloon_nothing"]),
-        helper.make_node("Add", [source, "balloon_nothing"], ["balloon_input"]),
-    ]
-    for node in graph.graph.node:
-        node.input[:] = ["balloon_input" if name == source else name for name in node.input]
-    for index, node in enumerate(nodes):
-        graph.graph.node.insert(index, node)
-    graph.graph.initializer.extend([repeats, zero])
-    return graph
-
-
 @pytest.fixture(scope="module")
 def onet_folders(artifacts_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("onet")
     plain = one_model_folder(artifacts_dir, base / "plain", "mtcnn_onet", ("optimized",))
     ballooned = one_model_folder(artifacts_dir, base / "balloon", "mtcnn_onet", ("optimized",))
     graph = onnx.load(artifact_path(plain, "mtcnn_onet", "optimized"))
-    replace_variant(ballooned, "mtcnn_onet", "optimized", _balloon(graph, 100))
+    replace_variant(ballooned, "mtcnn_onet", "optimized", add_ballast(graph, 100))
     return plain, ballooned
 
 

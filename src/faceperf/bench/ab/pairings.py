@@ -70,6 +70,7 @@ class AbRequest:
         threads: intra-op threads per session.
         cold_load: also judge session creation per model and variant (off by default: it
             costs a third of the run, and session creation is judged by the speedup floors).
+        memory: also judge every benchmark's peak memory and artifact size (bench/ab/footprint).
     """
 
     reference: Path
@@ -79,6 +80,7 @@ class AbRequest:
     backend: str = "ort-cpu"  # a BackendChoice is taken too, and stored as its name
     threads: int = 1
     cold_load: bool = False
+    memory: bool = True
 
     def __post_init__(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]

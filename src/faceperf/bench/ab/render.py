@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from faceperf.bench.ab.footprint import size_name
 from faceperf.bench.ab.result import AbResult
 from faceperf.bench.ab.sequential import Outcome
+from faceperf.bench.memory.compare import MIB, MemoryChange
+from faceperf.bench.memory.size import SizeChange
 from faceperf.bench.report.render import summary_markdown
 from faceperf.bench.report.summary import Row, Section, Summary
 from faceperf.verdicts import Verdict
@@ -16,6 +19,11 @@ MERGE_KEY = "merge"
 _METHOD = (
     "rounds alternate reference and candidate in random order, so machine load weighs on both "
     "sides alike."
+)
+_FOOTPRINT = (
+    "memory: each phase's peak above the process's floor (load: opening the artifact; steady: "
+    "running it), one fresh process a side; `larger` beyond the threshold. size: the "
+    "artifact's bytes on disk, `larger` beyond the tolerance."
 )
 _UNDECIDED = (
     "An `undecided` benchmark needs more rounds (`{max_time}`) or a quieter machine (close other "
@@ -47,10 +55,14 @@ def ab_section(
     """
     undecided = _UNDECIDED.format(**flags)
     rows = [_row(o, result, strict, undecided) for o in result.outcomes]
+    rows += [_memory_row(m, result) for m in result.memory]
+    rows += [_size_row(s, result) for s in result.sizes]
     rows += [_one_side(name, Verdict.ADDED, "candidate only") for name in result.added]
     rows += [_one_side(name, Verdict.REMOVED, "reference only") for name in result.removed]
     env = result.environment
     notes = [_METHOD]
+    if result.memory or result.sizes:
+        notes.append(_FOOTPRINT)
     if result.timed_out:
         notes.append("the time budget ended before every benchmark decided.")
     notes.append(
@@ -91,6 +103,10 @@ def terminal(result: AbResult, strict: bool = False) -> str:
             f"  {result.verdict_of(o, strict).value:<9} {o.name:<{width}}  {_interval_text(o)}  "
             f"{o.rounds} rounds, ±{100 * o.threshold:g} %{note}"
         )
+    lines += [
+        f"  {verdict.value:<9} {name:<{width}}  {text}"
+        for name, verdict, text in _footprint_lines(result)
+    ]
     lines += [f"  added      {name}" for name in result.added]
     lines += [f"  removed    {name}" for name in result.removed]
     return "\n".join([*lines, result.headline(strict)])
@@ -117,6 +133,63 @@ def _row(outcome: Outcome, result: AbResult, strict: bool, undecided: str) -> Ro
     )
     notes = (undecided,) if outcome.verdict is Verdict.UNDECIDED else ()
     return Row(outcome.name, verdict, cells, notes)
+
+
+def _footprint_lines(result: AbResult) -> list[tuple[str, Verdict, str]]:
+    lines = []
+    for change in result.memory:
+        # The verdict has its own column: the text starts with where it was decided.
+        text = change.describe().removeprefix(str(change.verdict)).removeprefix(": ").strip()
+        lines.append((change.name, result.footprint_verdict(change.name, change.verdict), text))
+    for change in result.sizes:
+        name = size_name(change)
+        text = change.describe().split(": ", 1)[1]
+        lines.append((name, result.footprint_verdict(name, change.verdict), text))
+    return lines
+
+
+def _verdict_text(verdict: Verdict, raw: Verdict, reason: str | None) -> str:
+    if verdict is Verdict.ACCEPTED:
+        return _escape(f"accepted ({raw.value}): {reason}")
+    return verdict.value
+
+
+def _memory_row(change: MemoryChange, result: AbResult) -> Row:
+    verdict = result.footprint_verdict(change.name, change.verdict)
+    worst = change.worst
+    ratio = "-" if worst.ratio is None else f"x{worst.ratio:.3f} ({worst.phase})"
+    phases = "; ".join(
+        f"{c.phase} {c.reference_bytes / MIB:.1f} → {c.candidate_bytes / MIB:.1f} MiB"
+        for c in change.phases
+    )
+    cells = (
+        change.name,
+        _verdict_text(verdict, change.verdict, result.accepted.get(change.name)),
+        ratio,
+        phases,
+        "1 process a side",
+        change.threshold.describe(),
+    )
+    return Row(change.name, verdict, cells)
+
+
+def _size_row(change: SizeChange, result: AbResult) -> Row:
+    name = size_name(change)
+    verdict = result.footprint_verdict(name, change.verdict)
+    ratio = "-" if change.ratio is None else f"x{change.ratio:.3f}"
+    sizes = " → ".join(
+        "-" if b is None else f"{b / 1e6:.2f} MB"
+        for b in (change.reference_bytes, change.candidate_bytes)
+    )
+    cells = (
+        name,
+        _verdict_text(verdict, change.verdict, result.accepted.get(name)),
+        ratio,
+        sizes,
+        "-",
+        f"±{100 * change.tolerance:g} %",
+    )
+    return Row(name, verdict, cells)
 
 
 def _one_side(name: str, verdict: Verdict, where: str) -> Row:

@@ -1,6 +1,7 @@
 """The merge gate's result: every benchmark's verdict (as it counts, once a reviewer's acceptance
-is applied), and the JSON that keeps every raw round beside the environment and both artifact
-sets' fingerprints. The exit status is faceperf.verdicts' rule over :meth:`AbResult.verdicts`."""
+is applied), its memory and its artifact's size, and the JSON that keeps every raw round and
+memory record beside the environment and both artifact sets' fingerprints. The exit status is
+faceperf.verdicts' rule over :meth:`AbResult.verdicts`."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from faceperf.bench.ab.footprint import size_name
 from faceperf.bench.ab.sequential import Outcome
+from faceperf.bench.memory.compare import MemoryChange
+from faceperf.bench.memory.size import SizeChange
 from faceperf.verdicts import Verdict
 
-AB_JSON_VERSION = 1
+AB_JSON_VERSION = 2  # 2: memory and sizes
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class AbResult:
         elapsed_s: seconds the measuring took (sessions opened before it).
         environment: profile, versions, backend, threads, seed, budget, date.
         sides: ``reference`` / ``candidate`` → folder and artifact fingerprints.
+        memory: each benchmark's memory, candidate against reference (``<name>:memory``).
+        sizes: each single-model benchmark's artifact on disk (``<name>:size``).
     """
 
     outcomes: tuple[Outcome, ...]
@@ -38,9 +44,13 @@ class AbResult:
     elapsed_s: float = 0.0
     environment: Mapping[str, object] = field(default_factory=dict)
     sides: Mapping[str, object] = field(default_factory=dict)
+    memory: tuple[MemoryChange, ...] = ()
+    sizes: tuple[SizeChange, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcomes", tuple(self.outcomes))
+        object.__setattr__(self, "memory", tuple(self.memory))
+        object.__setattr__(self, "sizes", tuple(self.sizes))
         object.__setattr__(self, "accepted", MappingProxyType(dict(self.accepted)))
 
     def verdict_of(self, outcome: Outcome, strict: bool = False) -> Verdict:
@@ -49,10 +59,25 @@ class AbResult:
             return Verdict.ACCEPTED
         return outcome.verdict
 
+    def footprint_verdict(self, name: str, verdict: Verdict) -> Verdict:
+        """A memory or size verdict as it counts: ``larger`` a reviewer accepted is
+        ``accepted``."""
+        if name in self.accepted and verdict.blocks():
+            return Verdict.ACCEPTED
+        return verdict
+
+    def footprint(self) -> list[tuple[str, Verdict]]:
+        """Every memory and size verdict by name, as it counts, memory first."""
+        named = [(m.name, m.verdict) for m in self.memory]
+        named += [(size_name(s), s.verdict) for s in self.sizes]
+        return [(name, self.footprint_verdict(name, verdict)) for name, verdict in named]
+
     def verdicts(self, strict: bool = False) -> list[Verdict]:
-        """Every verdict of the run: one per benchmark, then ``added`` and ``removed``."""
+        """Every verdict of the run: one per benchmark, its memory and size, then ``added`` and
+        ``removed``."""
         return [
             *(self.verdict_of(o, strict) for o in self.outcomes),
+            *(verdict for _, verdict in self.footprint()),
             *(Verdict.ADDED for _ in self.added),
             *(Verdict.REMOVED for _ in self.removed),
         ]
@@ -71,15 +96,20 @@ class AbResult:
             if raw.count(v) or v is Verdict.SLOWER
         )
         failing = self.failing(strict)
+        larger = [name for name, verdict in self.footprint() if verdict.blocks()]
+        parts = []
         if failing:
-            status = f"FAIL: {', '.join(o.name for o in failing)} "
             slower = all(o.verdict is Verdict.SLOWER for o in failing)
-            status += "slower" if slower else "slower or not decided"
-        else:
-            status = "PASS"
+            what = "slower" if slower else "slower or not decided"
+            parts.append(f"{', '.join(o.name for o in failing)} {what}")
+        if larger:
+            parts.append(f"{', '.join(larger)} larger")
+        status = f"FAIL: {'; '.join(parts)}" if parts else "PASS"
         extra = ""
+        if self.memory or self.sizes:
+            extra += f"; memory and size: {len(larger)} larger"
         if self.added or self.removed:
-            extra = f"; {len(self.added)} added, {len(self.removed)} removed"
+            extra += f"; {len(self.added)} added, {len(self.removed)} removed"
         return (
             f"faceperf ab: {status} — {len(self.outcomes)} benchmarks: {counts}{extra} "
             f"({self.elapsed_s:.0f} s)"
@@ -96,6 +126,8 @@ class AbResult:
             "removed": list(self.removed),
             "accepted": dict(self.accepted),
             "benchmarks": [outcome_json(o, self.accepted.get(o.name)) for o in self.outcomes],
+            "memory": [m.to_json() for m in self.memory],
+            "sizes": [{"name": size_name(s), **s.to_json()} for s in self.sizes],
         }
 
 

@@ -1,5 +1,6 @@
-"""One merge-gate run: match the two artifact sets, open both sides, measure sequentially, and
-write the report folder (summary.md, ab.json, ab.png) in one piece."""
+"""One merge-gate run: match the two artifact sets, measure both sides' memory and sizes, open
+both sides, measure time sequentially, and write the report folder (summary.md, ab.json, ab.png)
+in one piece."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from faceperf.artifacts.manifest import Manifest, manifest_path
 from faceperf.bench.ab import render
+from faceperf.bench.ab.footprint import footprint_names, measure_memory, size_changes
 from faceperf.bench.ab.pairings import AbRequest, is_load, pairings, plan, read_sides
 from faceperf.bench.ab.result import AbResult
 from faceperf.bench.ab.sequential import Clock, Outcome, measure_sequential
@@ -33,6 +35,7 @@ def run_ab(
     seed: int = 0,
     clock: Clock = time.perf_counter,
     on_look: Callable[[Outcome], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> AbResult:
     """Measure the candidate against the reference and judge every benchmark.
 
@@ -44,23 +47,35 @@ def run_ab(
         seed: seeds the order within rounds.
         clock: seconds; injected so tests control time.
         on_look: progress callback after every look.
+        say: told what is being measured before the timing starts (progress).
 
     Raises:
         FaceperfError (ArtifactError ...): a folder is missing or empty, a manifest does not
             parse, an artifact fails its sha256, a requested model is in neither set.
+        MemoryMeasurementError: a memory child failed (an artifact does not load or run).
         ValueError: ``max_time_s`` is not positive, ``accepted`` names an unjudged benchmark.
     """
     if not max_time_s > 0:
         raise ValueError(f"max time {max_time_s!r}: expected a positive number of seconds")
     reference, candidate = read_sides(request)
     matched = plan(request, reference, candidate)
+    footprint = footprint_names(request, matched.judged) if request.memory else ()
     if accepted:
-        unknown = sorted(set(accepted) - set(matched.judged))
+        known = (*matched.judged, *footprint)
+        unknown = sorted(set(accepted) - set(known))
         if unknown:
             raise FaceperfError(
                 f"--accept {', '.join(map(repr, unknown))}: not a benchmark of this run "
-                f"(judged: {', '.join(matched.judged) or 'none'})"
+                f"(judged: {', '.join(known) or 'none'})"
             )
+    memory, sizes = (), ()
+    if request.memory:
+        # Before any session of the timing opens: the children then share the machine with
+        # nothing of this run, and the timing starts from the same state as without them.
+        if say is not None:
+            say(f"faceperf ab: memory and size of {len(matched.judged)} benchmarks, both sides")
+        sizes = size_changes(request, matched.judged)
+        memory = measure_memory(request, matched.judged, budgets.ab_memory_threshold_for)
     calls = pairings(request, matched.judged, lambda name: threshold_of(budgets, name))
     measured = measure_sequential(calls, max_time_s, seed=seed, clock=clock, on_look=on_look)
     return AbResult(
@@ -75,6 +90,8 @@ def run_ab(
             "reference": side_fingerprint(request.reference, reference),
             "candidate": side_fingerprint(request.candidate, candidate),
         },
+        memory=memory,
+        sizes=sizes,
     )
 
 
@@ -95,6 +112,7 @@ def environment(request: AbRequest, seed: int, max_time_s: float) -> dict[str, o
         "versions": runtime_versions(),
         "backend": request.backend,
         "threads": request.threads,
+        "memory": request.memory,
         "variants": list(request.variants),
         "seed": seed,
         "max_time_s": max_time_s,

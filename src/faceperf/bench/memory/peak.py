@@ -13,6 +13,7 @@ compare between two artifacts; the absolute peak is what the system sees.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,14 @@ PHASES = ("load", "steady")
 CHILD_MODULE = "faceperf.bench.memory.child"
 DEFAULT_CALLS = 5  # the arena is sized by the first call of a fixed shape; later ones reuse it
 DEFAULT_PIPELINE_FRAMES = 10  # a detection and tracking steps; about 1 s a frame here
+# glibc raises its mmap threshold to the size of every mapped buffer it frees (up to 32 MiB), so
+# whether a later large buffer is mapped (and unmapped when freed) or carved from the heap (and
+# kept) depends on what was freed before it. ONNX Runtime's session creation frees tens of MB
+# of transient buffers, so three sessions opened in a row (the pipeline) peaked anywhere
+# between +289 and +351 MiB above the floor in five identical processes. Fixed at its initial
+# 128 KiB, every buffer above it is mapped and unmapped: the same five read within 2 MiB
+# (docs/memory.md). Other C libraries (macOS) ignore the variable.
+PEAK_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 @dataclass(frozen=True)
@@ -218,7 +227,7 @@ def measure_peaks(
     """
     if request.sample_every:
         raise ValueError("a leak request (sample_every > 0) is measured by measure_trace")
-    return MemoryPeaks.from_json(_spawn(request, timeout_s, run))
+    return MemoryPeaks.from_json(_spawn(request, timeout_s, run, PEAK_ENVIRONMENT))
 
 
 def measure_trace(
@@ -239,11 +248,14 @@ def measure_trace(
         raise MemoryMeasurementError(f"malformed memory trace ({err})") from None
 
 
-def _spawn(request: MemoryRequest, timeout_s: float, run: Run) -> dict:
+def _spawn(
+    request: MemoryRequest, timeout_s: float, run: Run, environment: dict[str, str] | None = None
+) -> dict:
     command = [sys.executable, "-m", CHILD_MODULE, json.dumps(request.to_json())]
     what = f"memory of {request.subject}/{request.variant}"
+    env = None if environment is None else {**os.environ, **environment}
     try:
-        done = run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+        done = run(command, capture_output=True, text=True, timeout=timeout_s, check=False, env=env)
     except subprocess.TimeoutExpired:
         raise MemoryMeasurementError(f"{what} took over {timeout_s:g} s") from None
     if done.returncode != 0:
