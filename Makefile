@@ -16,7 +16,7 @@ TORCH_INDEX ?= $(shell curl -sfI --max-time 5 $(CPU_TORCH_INDEX)/torch/ >/dev/nu
 	&& echo --extra-index-url $(CPU_TORCH_INDEX))
 endif
 
-.PHONY: test perf artifacts install lint clean
+.PHONY: test perf nightly artifacts install lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ PERF_REFERENCE ?= merge-base
 
 perf: artifacts
 	$(PY) -m pytest -m perf --perf-reference $(PERF_REFERENCE)
+
+# The long runs: every model 2000 calls, the MTCNN cascade and the Face Mirror pipeline 1000
+# frames each, resident memory sampled (about 45 min on a 2-core VM); a nightly job's.
+nightly: artifacts
+	$(PY) -m pytest -m nightly
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests accuracy_tests perf_tests conftest.py

@@ -14,6 +14,8 @@ import pytest
 from faceperf.artifacts.layout import ONNX_VARIANTS
 from faceperf.artifacts.manifest import read_manifest
 from faceperf.bench.gate.canary import pedantic_with_canary
+from faceperf.bench.gate.storage import MEMORY_KEY, SIZE_KEY
+from faceperf.bench.memory.size import artifact_size
 from faceperf.fixtures.samples import sample_batch
 from faceperf.models.registry import default_registry
 from faceperf.runtime.artifact_ref import ArtifactRef
@@ -40,11 +42,23 @@ def _describe(benchmark, artifacts_dir, name: str, variant: str, executed_on) ->
     )
 
 
+def _footprint(benchmark, request, artifacts_dir, name: str, variant: str) -> None:
+    """The artifact's peak memory (measured in fresh processes before any timing) and bytes on
+    disk, in the record: every committed baseline carries them (the baseline gate compares
+    sizes). Not under --benchmark-disable, which saves no record."""
+    if benchmark.disabled:
+        return
+    record = request.getfixturevalue("memory_peaks").get((name, variant))
+    benchmark.extra_info[MEMORY_KEY] = None if record is None else record.to_json()
+    benchmark.extra_info[SIZE_KEY] = artifact_size(artifacts_dir, name, variant).bytes
+
+
 @pytest.mark.parametrize("variant", ONNX_VARIANTS)
 @pytest.mark.parametrize("name", MODELS)
 def test_steady_state_latency_ort_cpu(
-    benchmark, artifacts_dir, perf_threads, perf_canary, name, variant
+    benchmark, request, artifacts_dir, perf_threads, perf_canary, name, variant
 ):
+    _footprint(benchmark, request, artifacts_dir, name, variant)
     runner = ArtifactRef(artifacts_dir, variant, "ort-cpu", perf_threads).open(name)
     feeds = _one_input(name)
     _describe(benchmark, artifacts_dir, name, variant, runner.executed_on)

@@ -102,19 +102,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def perf_selected(config: pytest.Config) -> bool:
-    """True when the -m expression selects perf-marked tests."""
+NIGHTLY = "nightly"
+_NIGHTLY_SKIP = (
+    "a long run (the leak runs: about 45 min on a 2-core VM); select it with -m nightly "
+    "(make nightly)"
+)
+
+
+def perf_selected(config: pytest.Config, marker: str = "perf") -> bool:
+    """True when the -m expression selects tests marked ``marker``."""
     expression = config.getoption("markexpr", "") or ""
     if not expression:
         return False
-    return Expression.compile(expression).evaluate(lambda name, **_: name == "perf")
+    return Expression.compile(expression).evaluate(lambda name, **_: name == marker)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Nightly tests run only when asked for by name: `make test` selects everything and
+    # `make perf` every perf test, and neither may take the long runs' 45 minutes.
+    if perf_selected(config, NIGHTLY):
+        return
+    for item in items:
+        if item.get_closest_marker(NIGHTLY) is not None:
+            item.add_marker(pytest.mark.skip(reason=_NIGHTLY_SKIP))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_PROFILE] = detect_profile(
         config.getoption("--perf-backend"), forced=config.getoption("--perf-profile")
     )
-    if not perf_selected(config) or config.getoption("benchmark_disable", False):
+    selected = perf_selected(config) or perf_selected(config, NIGHTLY)
+    if not selected or config.getoption("benchmark_disable", False):
         return
     # Sortable, and distinct for two runs started within the same second.
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
@@ -204,6 +222,39 @@ def perf_threads(request: pytest.FixtureRequest) -> int:
 def perf_canary(perf_threads: int) -> Canary:
     """The reference workload timed before every round of the gated benchmarks."""
     return Canary(threads=perf_threads)
+
+
+@pytest.fixture(scope="session")
+def memory_peaks(artifacts_dir: Path, perf_profile: HardwareProfile, perf_threads: int) -> dict:
+    """(subject, variant) → MemoryPeaks of every model, the MTCNN cascade (``mtcnn``) and the
+    Face Mirror pipeline (``face_mirror``) in every variant of this run's backend, each in a
+    fresh child process, measured once per session (the children two at a time)."""
+    import os
+
+    from faceperf.artifacts.layout import ONNX_VARIANTS, Variant
+    from faceperf.bench.memory import peak
+    from faceperf.models.registry import default_registry
+    from faceperf.runtime.backends import parse_backend
+
+    coreml = parse_backend(perf_profile.backend).is_coreml
+    records = peak.measure_models(
+        artifacts_dir,
+        default_registry().names(),
+        (Variant.COREML,) if coreml else ONNX_VARIANTS,
+        perf_profile.backend,
+        perf_threads,
+        calls=peak.GATE_CALLS,
+        pipeline_frames=peak.GATE_PIPELINE_FRAMES,
+        mtcnn_frames=peak.GATE_MTCNN_FRAMES,
+        workers=os.cpu_count() or 1,
+    )
+    return {(r.subject, r.variant): r for r in records}
+
+
+@pytest.fixture(scope="session")
+def perf_report_dir(request: pytest.FixtureRequest, tmp_path_factory) -> Path:
+    """This run's report folder (reports/<time>/) when it writes one, else a temporary one."""
+    return request.config.stash.get(_REPORT, None) or tmp_path_factory.mktemp("report")
 
 
 @pytest.fixture(scope="session")

@@ -28,10 +28,6 @@ from faceperf.bench.memory.size import GROWTH_TOLERANCE, SizeChange, artifact_si
 
 MEMORY_SUFFIX = ":memory"
 SIZE_SUFFIX = ":size"
-# Steady calls of one model: the arena is sized by the first call of a fixed shape, so a second
-# only confirms it (docs/memory.md). MTCNN: the four fixture scenes once (each scene's pyramid
-# and batch sizes); the pipeline: four frames of the 1080p clip (a detection, then tracking).
-MODEL_CALLS, MTCNN_FRAMES, PIPELINE_FRAMES = 2, 4, 4
 _SUBJECTS = {MTCNN: peak.MTCNN, PIPELINE: peak.PIPELINE}
 
 
@@ -56,11 +52,11 @@ def memory_subjects(request: AbRequest, judged: Sequence[str]) -> tuple[MemorySu
         if is_load(name):
             continue
         if name in COMPOSITES:
-            frames = PIPELINE_FRAMES if name == PIPELINE else MTCNN_FRAMES
+            frames = peak.GATE_PIPELINE_FRAMES if name == PIPELINE else peak.GATE_MTCNN_FRAMES
             subject = MemorySubject(name, _SUBJECTS[name], str(request.gated_variant), frames)
         else:
             model, variant = name.rsplit("-", 1)
-            subject = MemorySubject(name, model, variant, MODEL_CALLS)
+            subject = MemorySubject(name, model, variant, peak.GATE_CALLS)
         subjects.append(subject)
     return tuple(subjects)
 

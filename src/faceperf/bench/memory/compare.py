@@ -12,10 +12,15 @@ by at most 1.5 %, or 1.07 MiB, the pipeline's by 0.7 MiB), so one fresh process 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from faceperf.bench.memory.peak import PHASES, MemoryPeaks, MemoryRequest, measure_peaks
+from faceperf.bench.memory.peak import (
+    PHASES,
+    MemoryPeaks,
+    MemoryRequest,
+    measure_many,
+    measure_peaks,
+)
 from faceperf.verdicts import Verdict
 
 MIB = 2**20
@@ -174,17 +179,11 @@ def measure_pairs(
     measure: Measure = measure_peaks,
 ) -> list[tuple[MemoryPeaks, MemoryPeaks]]:
     """Measure each (reference, candidate) pair, every measurement in its own fresh child,
-    ``workers`` children at a time.
-
-    Children run side by side: a process's peak is its own pages, which another process's work
-    does not move (CPU contention slows a child, it does not grow it).
+    ``workers`` children at a time (peak.measure_many).
 
     Raises:
         MemoryMeasurementError: a child failed (the first failure, after the others finished).
         ValueError: ``workers`` below 1.
     """
-    if workers < 1:
-        raise ValueError(f"workers {workers}: expected at least 1")
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [(pool.submit(measure, ref), pool.submit(measure, cand)) for ref, cand in pairs]
-        return [(ref.result(), cand.result()) for ref, cand in futures]
+    flat = measure_many([r for pair in pairs for r in pair], workers, measure)
+    return list(zip(flat[0::2], flat[1::2], strict=True))
