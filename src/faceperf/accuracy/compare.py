@@ -4,7 +4,7 @@ Each subject is judged on its task metric (detection agreement and IoU, landmark
 and emotion deltas) and on the SNR of its raw output tensors; the limits come from the
 tolerances file. Faces whose score or emotion sits within a small band of a decision threshold
 may legitimately flip under FP16 rounding, so they are not counted as disagreements; every other
-face is.
+face is. (The ``ranges`` check judges the candidate's outputs alone, in ranges.py.)
 """
 
 from __future__ import annotations
@@ -16,16 +16,17 @@ import numpy as np
 from faceperf.accuracy import metrics
 from faceperf.accuracy.cases import Outputs
 from faceperf.accuracy.references import ReferenceSet
-from faceperf.accuracy.tolerances import Limit, Tolerances
+from faceperf.accuracy.tolerances import Bounds, Limit, Tolerances
 from faceperf.errors import FaceperfError
 from faceperf.pipeline.mtcnn_detector import FACENET_DEFAULTS
 
 TENSORS, DETECTIONS, LANDMARKS, MULTITASK = "tensors", "detections", "landmarks", "multitask"
+RANGES = "ranges"  # the candidate's outputs within their absolute ranges (ranges.py)
 CHECKS: dict[str, tuple[str, ...]] = {
-    "retinaface": (TENSORS, DETECTIONS),
-    "star": (TENSORS, LANDMARKS),
-    "mtl": (TENSORS, MULTITASK),
-    "mtcnn": (TENSORS, DETECTIONS),
+    "retinaface": (TENSORS, DETECTIONS, RANGES),
+    "star": (TENSORS, LANDMARKS, RANGES),
+    "mtl": (TENSORS, MULTITASK, RANGES),
+    "mtcnn": (TENSORS, DETECTIONS, RANGES),
 }
 # The score a detection must reach to be reported, per detector (the pipeline's defaults).
 DETECTION_CONFIDENCE = {"retinaface": 0.5, "mtcnn": FACENET_DEFAULTS.thresholds[2]}
@@ -41,7 +42,7 @@ class OutputMismatchError(FaceperfError, ValueError):
 
 @dataclass(frozen=True)
 class Measurement:
-    """One metric of one case against its limit."""
+    """One metric of one case against its limit (a range's ``Bounds`` for ``range[...]``)."""
 
     subject: str
     variant: str
@@ -49,7 +50,7 @@ class Measurement:
     case: str
     metric: str
     value: float
-    limit: Limit
+    limit: Limit | Bounds
 
     @property
     def passed(self) -> bool:
@@ -68,7 +69,7 @@ def worst_by_metric(measurements: list[Measurement]) -> list[Measurement]:
     worst: dict[str, Measurement] = {}
     for m in measurements:
         seen = worst.get(m.metric)
-        if seen is None or (m.value < seen.value if m.limit.lower else m.value > seen.value):
+        if seen is None or m.limit.severity(m.value) > seen.limit.severity(seen.value):
             worst[m.metric] = m
     return list(worst.values())
 

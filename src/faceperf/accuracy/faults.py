@@ -5,10 +5,11 @@ Each fault makes a faulty candidate for real: graph faults edit the exported ONN
 ``optimized`` (or ``optimized_fp16``) variant and write it, with a manifest that agrees with the
 edited file, into a candidate folder, as a careless reconversion would; pipeline faults patch
 the pre-processing code path while the candidate runs. Each fault also names the checks that
-must catch it (``Catch``). ``evaluate_fault`` runs the suite's own checks (conformance and
-accuracy, the functions ``faceperf accuracy check`` and accuracy_tests use) on it: the fault is
-caught (``pass``) only when every check it names fails for the reason it names; a fault that
-cannot even be built or run is an error, not caught (``fail``).
+must catch it (``Catch``). ``evaluate_fault`` runs the suite's own checks (conformance,
+accuracy against the references and output ranges: the functions ``faceperf accuracy check``
+and accuracy_tests use) on it: the fault is caught (``pass``) only when every check it names
+fails for the reason it names; a fault that cannot even be built or run is an error, not caught
+(``fail``).
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ class Catch:
 
     ``check`` is ``conformance`` (``name``: the finding's check, ``precision``, ``shape`` ...),
     ``metric`` (``name``: a measurement's metric; ``snr_db`` stands for every
-    ``snr_db[<output>]``) or ``refusal`` (the candidate's artifacts do not load or run). ``says``
-    is a fragment the finding's or the refusal's message must hold.
+    ``snr_db[<output>]``, ``range`` for every ``range[<output>]``) or ``refusal`` (the
+    candidate's artifacts do not load or run). ``says`` is a fragment the finding's or the
+    refusal's message must hold.
     """
 
     check: str
@@ -290,6 +292,41 @@ def middle_conv_noise(model: onnx.ModelProto, _: str) -> onnx.ModelProto:
             model.graph.initializer[index].CopyFrom(numpy_helper.from_array(noisy, weight_name))
             return model
     raise ValueError(f"conv weight {weight_name!r} is not an initializer")
+
+
+def drop_final(op_type: str, output: str) -> Callable[[onnx.ModelProto, str], onnx.ModelProto]:
+    """The last ``op_type`` node on the way to graph output ``output`` passes its input through
+    unchanged: a converter that drops a final activation (mapping it to nothing, or taking it
+    for post-processing the application would do)."""
+
+    def edit(model: onnx.ModelProto, _: str) -> onnx.ModelProto:
+        nodes = model.graph.node
+        feeding = _ancestors(model.graph, output)
+        found = [i for i, node in enumerate(nodes) if node.op_type == op_type and i in feeding]
+        if not found:
+            raise ValueError(f"no {op_type} node feeds output {output!r}")
+        # Nodes are stored in topological order: the last one found is the nearest the output.
+        last = nodes[found[-1]]
+        nodes[found[-1]].CopyFrom(
+            helper.make_node("Identity", [last.input[0]], list(last.output), name=last.name)
+        )
+        return model
+
+    return edit
+
+
+def _ancestors(graph: onnx.GraphProto, output: str) -> set[int]:
+    """Indices of the nodes ``output`` is computed from."""
+    producer = {name: i for i, node in enumerate(graph.node) for name in node.output}
+    found: set[int] = set()
+    pending = [output]
+    while pending:
+        index = producer.get(pending.pop())
+        if index is None or index in found:
+            continue
+        found.add(index)
+        pending.extend(graph.node[index].input)
+    return found
 
 
 def same_file(model: onnx.ModelProto, _: str) -> onnx.ModelProto:
@@ -520,6 +557,22 @@ CATALOGUE: tuple[Fault, ...] = (
         ("retinaface",),
         patch=loose_nms,
         catches={"retinaface": (metric("agreement"), metric("min_iou"))},
+    ),
+    # A dropped final activation leaves values the network's construction cannot produce: the
+    # range check must see it on the candidate's outputs alone, whatever the references say.
+    Fault(
+        "softmax_dropped",
+        "RetinaFace exported without the softmax on conf (its logits read as scores)",
+        ("retinaface",),
+        edit=drop_final("Softmax", "conf"),
+        catches={"retinaface": (metric("range[conf]"), metric("range[scores]"))},
+    ),
+    Fault(
+        "au_relu_dropped",
+        "MTL's AU graph layer exported without its final ReLU (AU cosines may turn negative)",
+        ("mtl",),
+        edit=drop_final("Relu", "au"),
+        catches={"mtl": (metric("range[au]"),)},
     ),
 )
 FAULTS = {fault.name: fault for fault in CATALOGUE}

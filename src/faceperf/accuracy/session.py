@@ -3,7 +3,8 @@ verdict of each, computed once.
 
 Shared by the pytest suite (accuracy_tests/) and ``faceperf accuracy check``: both judge a model's
 conformance with ``AccuracySession.conformance`` and a subject's outputs with
-``AccuracySession.result`` (``check`` gives both for one subject and variant). Anything that
+``AccuracySession.result`` (``check`` gives both for one subject and variant): against the
+references (compare.py) and within their absolute ranges (ranges.py). Anything that
 makes a check meaningless (a model or variant the candidate lacks, Core ML off macOS, an
 artifact that fails its file check) becomes a skip with its reason; a candidate the runner
 refuses (ONNX Runtime cannot load it, its tensors are not the declared ones) fails that subject
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from faceperf.accuracy.cases import SUBJECT_MODELS, SUBJECTS, Candidate, run_subject
 from faceperf.accuracy.compare import Measurement, OutputMismatchError, compare, unjudged_checks
+from faceperf.accuracy.ranges import judge_ranges
 from faceperf.accuracy.references import ReferenceSet, check_weights, read_reference
 from faceperf.accuracy.tolerances import Tolerances, load_tolerances
 from faceperf.artifacts.conformance import Finding, check_artifact
@@ -108,13 +110,17 @@ class SubjectCheck:
 def judge_subject(
     subject: str, candidate: Candidate, reference: ReferenceSet, tolerances: Tolerances
 ) -> SubjectResult:
-    """Run ``subject``'s cases on ``candidate`` and measure them against ``reference``; a
-    refusal of the candidate's artifacts (``CANDIDATE_REFUSALS``) is the result, not raised."""
+    """Run ``subject``'s cases on ``candidate``, measure them against ``reference`` and within
+    their ranges; a refusal of the candidate's artifacts (``CANDIDATE_REFUSALS``) is the result,
+    not raised."""
     try:
         outputs = run_subject(subject, candidate)
         measurements = compare(subject, candidate.variant, reference, outputs, tolerances)
     except CANDIDATE_REFUSALS as err:
         return SubjectResult(subject, candidate.variant, refused=str(err))
+    # Judged even where a check against the reference is not (an untrained detector's
+    # detections): a range holds whatever the weights.
+    measurements += judge_ranges(subject, candidate.variant, outputs, tolerances)
     return SubjectResult(
         subject, candidate.variant, tuple(measurements), unjudged=unjudged_checks(reference)
     )

@@ -1,17 +1,22 @@
 """The accuracy suite's limits, read from one reviewed TOML file (accuracy_tests/tolerances.toml).
 
 Every limit is a number for all variants, or a table with one number per variant
-(``{ optimized = 80, optimized_fp16 = 40, coreml = 30 }``). Unknown sections or keys, missing
-limits and values of the wrong type are errors naming the file and the key: a typo must not
-silently loosen a limit.
+(``{ optimized = 80, optimized_fp16 = 40, coreml = 30 }``). The ``[ranges]`` section holds the
+absolute ranges of the models' outputs (faceperf.accuracy.ranges) the same way, each a
+``[low, high]`` pair instead of a number. Unknown sections or keys, missing limits and values of
+the wrong type are errors naming the file and the key: a typo must not silently loosen a limit.
 """
 
 from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
 
 from faceperf.artifacts.layout import VARIANTS
 from faceperf.errors import FaceperfError
@@ -38,6 +43,54 @@ class Limit:
 
     def describe(self) -> str:
         return f"{'>=' if self.lower else '<='} {self.bound:g}{self.unit}"
+
+    def severity(self, value: float) -> float:
+        """How far ``value`` lies beyond the bound (> 0: it fails): the larger, the worse."""
+        return self.bound - value if self.lower else value - self.bound
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A closed range ``[low, high]`` a value must lie in, NaN and infinities never; with both
+    ends infinite (``FINITE``) the value need only be finite."""
+
+    key: str
+    low: float
+    high: float
+    unit: str = ""
+
+    def allows(self, value: float) -> bool:
+        return math.isfinite(value) and self.low <= value <= self.high
+
+    def describe(self) -> str:
+        if self.finite_only:
+            return "finite"
+        # 10 digits: a bound set a millionth from a round number must read as it is
+        return f"in [{self.low:.10g}, {self.high:.10g}]{self.unit}"
+
+    @property
+    def finite_only(self) -> bool:
+        return math.isinf(self.low) and math.isinf(self.high)
+
+    def severities(self, values: np.ndarray) -> np.ndarray:
+        """How bad each value is, the larger the worse: a value that is not finite is the
+        worst (inf); one outside the range is its distance beyond it (> 0); one inside, minus
+        its distance to the nearer end. For ``FINITE``, the magnitude: the worst value shown is
+        the largest."""
+        values = np.asarray(values, np.float64)
+        with np.errstate(invalid="ignore"):
+            inside = (
+                np.abs(values)
+                if self.finite_only
+                else np.maximum(self.low - values, values - self.high)
+            )
+        return np.where(np.isfinite(values), inside, np.inf)
+
+    def severity(self, value: float) -> float:
+        return float(self.severities(np.asarray(value)))
+
+
+FINITE = Bounds("finite", -math.inf, math.inf)
 
 
 # section -> key -> (floor?, unit, keyed by subject?)
@@ -66,6 +119,16 @@ _SCHEMA: dict[str, dict[str, tuple[bool, str]]] = {
         "emotion_margin": (False, ""),
     },
 }
+RANGES_SECTION = "ranges"
+# [ranges] key -> unit of its bounds. faceperf.accuracy.ranges says which output each judges.
+_RANGE_UNITS: dict[str, str] = {
+    "score": "",
+    "star_landmarks": "",
+    "au": "",
+    "emotion_probs": "",
+    "emotion_sum_error": "",
+    "gaze_deg": " deg",
+}
 
 
 @dataclass(frozen=True)
@@ -74,6 +137,7 @@ class Tolerances:
 
     path: Path
     values: dict[tuple[str, str, str], float]
+    ranges: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
 
     def limit(self, section: str, key: str, variant: str) -> Limit:
         if (section, key, variant) not in self.values:
@@ -86,6 +150,15 @@ class Tolerances:
 
     def value(self, section: str, key: str, variant: str) -> float:
         return self.limit(section, key, variant).bound
+
+    def bounds(self, key: str, variant: str) -> Bounds:
+        """The ``[ranges]`` bounds ``key`` sets for ``variant``."""
+        if (key, variant) not in self.ranges:
+            raise TolerancesError(
+                f"{self.path}: no range [{RANGES_SECTION}] {key} for variant '{variant}'"
+            )
+        low, high = self.ranges[key, variant]
+        return Bounds(key, low, high, _RANGE_UNITS[key])
 
 
 def default_tolerances_path() -> Path:
@@ -102,32 +175,48 @@ def load_tolerances(path: Path | None = None) -> Tolerances:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise TolerancesError(f"{path}: not valid TOML ({error})") from None
     values: dict[tuple[str, str, str], float] = {}
+    ranges: dict[tuple[str, str], tuple[float, float]] = {}
+    sections = [*_SCHEMA, RANGES_SECTION]
     for section, table in document.items():
-        if section not in _SCHEMA:
+        if section not in sections:
             raise TolerancesError(
-                f"{path}: unknown section [{section}]; expected {', '.join(_SCHEMA)}"
+                f"{path}: unknown section [{section}]; expected {', '.join(sections)}"
             )
         if not isinstance(table, dict):
             raise TolerancesError(f"{path}: [{section}] must be a table")
+        keys = _RANGE_UNITS if section == RANGES_SECTION else _SCHEMA[section]
         for key, raw in table.items():
-            if key not in _SCHEMA[section]:
+            if key not in keys:
                 raise TolerancesError(
-                    f"{path}: unknown key [{section}] {key}; expected {', '.join(_SCHEMA[section])}"
+                    f"{path}: unknown key [{section}] {key}; expected {', '.join(keys)}"
                 )
-            for variant, number in _per_variant(path, f"[{section}] {key}", raw).items():
-                values[section, key, variant] = number
+            where = f"[{section}] {key}"
+            if section == RANGES_SECTION:
+                for variant, pair in _per_variant(path, where, raw, _pair).items():
+                    ranges[key, variant] = pair
+            else:
+                for variant, number in _per_variant(path, where, raw, _number).items():
+                    values[section, key, variant] = number
     missing = [
         f"[{section}] {key}"
         for section, keys in _SCHEMA.items()
         for key in keys
         if not any((section, key, v) in values for v in VARIANTS)
     ]
+    missing += [
+        f"[{RANGES_SECTION}] {key}" for key in _RANGE_UNITS if (key, VARIANTS[0]) not in ranges
+    ]
     if missing:
         raise TolerancesError(f"{path}: missing limit(s) {', '.join(missing)}")
-    return Tolerances(path, values)
+    return Tolerances(path, values, ranges)
 
 
-def _per_variant(path: Path, where: str, raw: object) -> dict[str, float]:
+_Leaf = TypeVar("_Leaf")
+
+
+def _per_variant(
+    path: Path, where: str, raw: object, leaf: Callable[[Path, str, object], _Leaf]
+) -> dict[str, _Leaf]:
     if isinstance(raw, dict):
         unknown = [v for v in raw if v not in VARIANTS]
         if unknown:
@@ -138,9 +227,9 @@ def _per_variant(path: Path, where: str, raw: object) -> dict[str, float]:
         missing = [v for v in VARIANTS if v not in raw]
         if missing:
             raise TolerancesError(f"{path}: {where} has no limit for {', '.join(missing)}")
-        return {v: _number(path, f"{where}.{v}", raw[v]) for v in VARIANTS}
-    number = _number(path, where, raw)
-    return dict.fromkeys(VARIANTS, number)
+        return {v: leaf(path, f"{where}.{v}", raw[v]) for v in VARIANTS}
+    value = leaf(path, where, raw)
+    return dict.fromkeys(VARIANTS, value)
 
 
 def _number(path: Path, where: str, raw: object) -> float:
@@ -149,3 +238,15 @@ def _number(path: Path, where: str, raw: object) -> float:
     if raw < 0:
         raise TolerancesError(f"{path}: {where} is {raw!r}, expected a number >= 0")
     return float(raw)
+
+
+def _pair(path: Path, where: str, raw: object) -> tuple[float, float]:
+    expected = "expected [low, high]: two finite numbers, low <= high"
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise TolerancesError(f"{path}: {where} is {raw!r}, {expected}")
+    if any(isinstance(x, bool) or not isinstance(x, int | float) for x in raw):
+        raise TolerancesError(f"{path}: {where} is {raw!r}, {expected}")
+    low, high = (float(x) for x in raw)
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise TolerancesError(f"{path}: {where} is {raw!r}, {expected}")
+    return low, high

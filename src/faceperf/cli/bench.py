@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from faceperf.cli.exits import EXIT_OK, EXIT_USAGE
+from faceperf.cli.explain import add_explain
 from faceperf.cli.memory import add_leak, add_memory
 from faceperf.cli.notes import warn_if_surrogate
 from faceperf.cli.options import (
@@ -42,6 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_mtcnn(sub.add_parser("mtcnn", help="MTCNN throughput on given frames"))
     add_memory(sub)
     add_leak(sub)
+    add_explain(sub)
     # Kept beside `bench mtcnn` for scripts that use the old name (argparse aliases stay
     # within one level, so the old top-level name is a command of its own).
     _add_mtcnn(

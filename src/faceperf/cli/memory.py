@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -117,6 +118,7 @@ def _memory(args: argparse.Namespace) -> int:
         pipeline_frames=args.pipeline_frames,
         mtcnn_frames=args.mtcnn_frames,
         say=lambda r: _say(f"measured {r.name}"),
+        workers=os.cpu_count() or 1,
     )
     if args.json:
         document = {

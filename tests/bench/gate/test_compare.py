@@ -385,3 +385,37 @@ def test_fewer_than_five_samples_never_regress(base: list, cur: list) -> None:
         (row,) = _compare(tuple(first), tuple(second), GatePolicy(alpha=0.5)).rows
         assert row.verdict is Verdict.SAME
         assert row.unstable
+
+
+def _sized(size: object, seed: int) -> BenchmarkRun:
+    extra = {} if size is None else {"size_bytes": size}
+    return BenchmarkRun.of(
+        PROFILE, VERSIONS, [BenchmarkSamples(STAR, _timings(seed, 0.2), extra)], cpu=EPYC
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "verdict"),
+    [
+        (55_000_000, 55_000_000, Verdict.SAME),
+        (55_000_000, 55_500_000, Verdict.SAME),  # +0.9 %
+        (27_600_000, 55_000_000, Verdict.LARGER),  # an FP16 artifact stored as FP32
+        (55_000_000, 27_600_000, Verdict.SMALLER),
+    ],
+)
+def test_an_artifact_growing_beyond_one_percent_is_larger(before, after, verdict) -> None:
+    report = compare_runs(_sized(before, 1), _sized(after, 2), GatePolicy())
+    size = next(row for row in report.rows if row.name == f"{STAR}:size")
+    assert size.verdict is verdict
+    assert exit_code(report.verdicts()) == (1 if verdict is Verdict.LARGER else 0)
+    assert "MB on disk" in size.note
+
+
+def test_a_size_growth_can_be_accepted_and_records_without_a_size_have_no_size_row() -> None:
+    policy = GatePolicy(accepted={f"{STAR}:size": "FP32 on purpose"})
+    report = compare_runs(_sized(27_600_000, 1), _sized(55_000_000, 2), policy)
+    size = next(row for row in report.rows if row.name.endswith(":size"))
+    assert size.verdict is Verdict.ACCEPTED and "FP32 on purpose" in size.note
+    assert exit_code(report.verdicts()) == 0
+    report = compare_runs(_sized(None, 1), _sized(55_000_000, 2), GatePolicy())
+    assert not any(row.name.endswith(":size") for row in report.rows)

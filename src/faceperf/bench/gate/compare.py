@@ -29,7 +29,14 @@ from scipy.stats import mannwhitneyu
 
 from faceperf.bench.errors import ProfileMismatchError
 from faceperf.bench.gate.canary import CANARY_KEY, canary_ratios
-from faceperf.bench.gate.storage import BenchmarkRun, BenchmarkSamples, find_by_benchmark_name
+from faceperf.bench.gate.storage import (
+    SIZE_KEY,
+    SIZE_SUFFIX,
+    BenchmarkRun,
+    BenchmarkSamples,
+    find_by_benchmark_name,
+)
+from faceperf.bench.memory.size import GROWTH_TOLERANCE, size_verdict
 from faceperf.verdicts import EXIT_OK, Verdict, exit_code
 
 ALLOW_MISMATCH_OPTION = "--allow-mismatch"
@@ -204,7 +211,7 @@ def compare_runs(baseline: BenchmarkRun, current: BenchmarkRun, policy: GatePoli
     rows = tuple(
         _row(name, baseline.benchmarks.get(name), current.benchmarks.get(name), policy)
         for name in names
-    )
+    ) + _size_rows(baseline, current, policy)
     problems, notices = [], []
     if not current.benchmarks:
         problems.append("the current run measured no benchmarks")
@@ -222,6 +229,39 @@ def compare_runs(baseline: BenchmarkRun, current: BenchmarkRun, policy: GatePoli
         problems=tuple(problems),
         notices=tuple(notices),
     )
+
+
+def _size_rows(
+    baseline: BenchmarkRun, current: BenchmarkRun, policy: GatePolicy
+) -> tuple[GateRow, ...]:
+    """One row per benchmark whose records in both runs carry its artifact's bytes on disk
+    (extra_info): ``larger`` beyond 1 % growth, unless a reviewer accepted ``<name>:size``."""
+    rows = []
+    for name in sorted(set(baseline.benchmarks) & set(current.benchmarks)):
+        before = baseline.benchmarks[name].extra_info.get(SIZE_KEY)
+        after = current.benchmarks[name].extra_info.get(SIZE_KEY)
+        if not (_is_byte_count(before) and _is_byte_count(after)):
+            continue
+        row_name = f"{name}{SIZE_SUFFIX}"
+        verdict = size_verdict(before, after)
+        note = f"{before / 1e6:.2f} MB -> {after / 1e6:.2f} MB on disk"
+        reason = policy.accepted_reason(row_name)
+        if reason is not None and verdict is Verdict.LARGER:
+            verdict, note = Verdict.ACCEPTED, f"{note}; {reason}"
+        rows.append(
+            GateRow(
+                name=row_name,
+                verdict=verdict,
+                threshold=GROWTH_TOLERANCE,
+                change=after / before - 1.0,
+                note=note,
+            )
+        )
+    return tuple(rows)
+
+
+def _is_byte_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def sample_warnings(samples: BenchmarkSamples, policy: GatePolicy) -> tuple[str, ...]:

@@ -38,6 +38,11 @@ from faceperf.fileio import atomic_write_json
 
 FACEPERF_KEY = "faceperf"  # the key under machine_info that faceperf owns
 CPU_KEY = "cpu"  # under machine_info.faceperf: {"vendor": ..., "model": ...}
+# Under a latency benchmark's extra_info: the artifact's peak memory (bench/memory/peak.py's
+# record) and its bytes on disk, so that every committed baseline carries them.
+MEMORY_KEY = "memory"
+SIZE_KEY = "size_bytes"
+SIZE_SUFFIX = ":size"  # the baseline gate's row of an artifact's size: "<fullname>:size"
 
 V = TypeVar("V")
 
