@@ -31,6 +31,8 @@ class ArtifactRef:
         backend: ``ort-cpu``, ``coreml:CPU_ONLY`` ... or a parsed ``BackendChoice``; stored
             parsed, so a bad name fails here rather than when the first model opens.
         threads: intra-op threads for ONNX Runtime; None lets it choose.
+        cpu_arena: ONNX Runtime's CPU memory arena (default on; off only to measure what the
+            arena holds).
 
     Raises:
         ArtifactError: an unknown variant.
@@ -42,6 +44,7 @@ class ArtifactRef:
     variant: Variant = Variant.OPTIMIZED
     backend: BackendChoice = DEFAULT_BACKEND
     threads: int | None = None
+    cpu_arena: bool = True
 
     def __post_init__(self) -> None:
         try:
@@ -63,5 +66,11 @@ class ArtifactRef:
             verify: refuse a file whose sha256 differs from its manifest record.
         """
         return open_runner(
-            self.directory, model, self.variant, self.backend, threads=self.threads, verify=verify
+            self.directory,
+            model,
+            self.variant,
+            self.backend,
+            threads=self.threads,
+            verify=verify,
+            cpu_arena=self.cpu_arena,
         )

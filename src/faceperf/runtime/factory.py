@@ -36,6 +36,7 @@ def open_runner(
     backend: str | BackendChoice = "ort-cpu",
     threads: int | None = None,
     verify: bool = True,
+    cpu_arena: bool = True,
 ) -> Runner:
     """Load one artifact on ``backend`` with its manifest's declared tensors.
 
@@ -48,6 +49,7 @@ def open_runner(
             ``runtime.backends``); a parsed ``BackendChoice`` is taken as well.
         threads: intra-op threads for ONNX Runtime.
         verify: refuse a file whose sha256 differs from its manifest record.
+        cpu_arena: ONNX Runtime's CPU memory arena on (default) or off; Core ML has none.
     """
     choice = parse_backend(backend)
     record = read_manifest(directory).record(model, variant)
@@ -76,4 +78,5 @@ def open_runner(
         backend=choice.base,
         threads=threads,
         provider_options=options,
+        cpu_arena=cpu_arena,
     )

@@ -39,6 +39,8 @@ class OrtRunner(Runner):
         backend: one of PROVIDERS.
         threads: intra-op threads; None lets ONNX Runtime choose (all cores).
         provider_options: overrides of the provider's default options.
+        cpu_arena: ONNX Runtime's CPU memory arena (its default, on); off, every tensor is
+            allocated and freed as it is needed, which shows what the arena itself holds.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class OrtRunner(Runner):
         backend: str = "ort-cpu",
         threads: int | None = None,
         provider_options: Mapping[str, str] | None = None,
+        cpu_arena: bool = True,
     ) -> None:
         if backend not in PROVIDERS:
             raise BackendUnavailableError(
@@ -66,6 +69,7 @@ class OrtRunner(Runner):
         options.log_severity_level = 3
         if threads is not None:
             options.intra_op_num_threads = threads
+        options.enable_cpu_mem_arena = cpu_arena
         chosen = [(provider, {**defaults, **(provider_options or {})})]
         if provider != "CPUExecutionProvider":
             chosen.append(("CPUExecutionProvider", {}))  # for the ops the accelerator refuses

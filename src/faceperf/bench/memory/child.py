@@ -80,7 +80,9 @@ def measure_phases(
 def prepare(request: MemoryRequest) -> Callable[[], Step]:
     """Everything before the floor (the input read, the files' hashes checked), returning
     what opens the artifact."""
-    ref = ArtifactRef(request.directory, request.variant, request.backend, request.threads)
+    ref = ArtifactRef(
+        request.directory, request.variant, request.backend, request.threads, request.cpu_arena
+    )
     if request.subject == PIPELINE:
         # The loop's code (OpenCV, the models' pre-processing and what they import) belongs
         # to the floor: loading is opening the three artifacts.

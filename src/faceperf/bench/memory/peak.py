@@ -72,6 +72,8 @@ class MemoryRequest:
             imports no fixture code: its floor is the runtime's); None for the pipeline.
         sample_every: 0 measures the phases' peaks; N > 0 makes it a leak run instead: the
             memory read every N of the ``calls`` (a MemoryTrace, bench/memory/leak.py).
+        cpu_arena: ONNX Runtime's CPU memory arena on (the default, as the application runs)
+            or off (to tell what the arena holds: ``arena_share``).
     """
 
     directory: Path
@@ -82,6 +84,7 @@ class MemoryRequest:
     calls: int = DEFAULT_CALLS
     feed: Path | None = None
     sample_every: int = 0
+    cpu_arena: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "directory", Path(self.directory))
@@ -112,6 +115,7 @@ class MemoryRequest:
             "calls": self.calls,
             "feed": None if self.feed is None else str(self.feed),
             "sample_every": self.sample_every,
+            "cpu_arena": self.cpu_arena,
         }
 
     @classmethod
@@ -357,6 +361,33 @@ def measure_many(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(measure, request) for request in requests]
         return [_told(future.result(), say) for future in futures]
+
+
+def measure_without_arena(directory: Path, record: MemoryPeaks) -> MemoryPeaks | None:
+    """``record``'s measurement again, ONNX Runtime's CPU arena off: what the arena held is the
+    difference (the arena keeps freed tensors for reuse and grows by blocks). None on Core ML,
+    which has no such arena.
+
+    Raises:
+        MemoryMeasurementError: the child failed.
+    """
+    if parse_backend(record.backend).is_coreml:
+        return None
+    with tempfile.TemporaryDirectory(prefix="faceperf-memory-") as folder:
+        feed = None
+        if record.subject not in COMPOSITES:
+            feed = write_feed(Path(directory), record.subject, record.variant, Path(folder))
+        request = MemoryRequest(
+            directory,
+            record.subject,
+            record.variant,
+            record.backend,
+            record.threads,
+            record.calls,
+            feed,
+            cpu_arena=False,
+        )
+        return measure_peaks(request)
 
 
 def has_variant(manifest: Manifest, model: str, variant: str) -> bool:
