@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from faceperf.bench.ab.run import write_ab_report
-from faceperf.bench.slowdown import slowed_copy
+from faceperf.bench.memory.ballast import add_ballast
+from faceperf.bench.slowdown import edited_copy, slowed_copy
 from faceperf.cli import main
 
 # Judged at 50 %: what these tests check is the plumbing, not this machine's timing noise.
@@ -67,6 +68,26 @@ def test_unchanged_artifacts_pass_and_leave_a_complete_report(
     assert (report / "ab.png").stat().st_size > 0
 
 
+def test_a_real_memory_growth_is_larger_and_exits_1(reference, tmp_path, capsys):
+    # O-Net holding a real extra 30 MB tensor (outputs unchanged): its steady phase grows by
+    # far more than 3 % and 2 MiB, whatever the timing says.
+    grown = edited_copy(
+        reference, tmp_path / "grown", "mtcnn_onet", "optimized", lambda g: add_ballast(g, 30)
+    )
+    args = ["--models", "mtcnn_onet", "--variants", "optimized", "--threshold", "0.5"]
+    report = tmp_path / "report"
+    code = main(["ab", "--reference", str(reference), "--candidate", str(grown), *args,
+                 "--max-time", "5", "--report", str(report)])  # fmt: skip
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "mtcnn_onet-optimized:memory larger" in out
+    line = next(line for line in out.splitlines() if "mtcnn_onet-optimized:memory" in line)
+    assert line.split()[0] == "larger" and "in steady:" in line, line
+    document = json.loads((report / "ab.json").read_text())
+    (memory,) = document["memory"]
+    assert memory["verdict"] == "larger" and memory["phases"][1]["delta_bytes"] > 25 * 2**20
+
+
 def test_a_real_slowdown_is_slower_and_exits_1(reference, tmp_path, capsys):
     # 40 identity 1x1 convolutions after R-Net's widest feature map: outputs unchanged, several
     # times the work, so "slower than 50 %" holds whatever the machine is doing.
@@ -79,10 +100,17 @@ def test_a_real_slowdown_is_slower_and_exits_1(reference, tmp_path, capsys):
 
 
 def test_an_accepted_slowdown_passes_with_its_reason(reference, tmp_path, capsys):
+    # The 40 convolutions carry real weights: the file grows by 1.7 %, which the size verdict
+    # sees and the reviewer accepts as well.
     slowed = slowed_copy(reference, tmp_path / "slowed", "mtcnn_rnet", "optimized", 40)
+    assert _ab(reference, slowed, tmp_path / "r1") == 1
+    assert "mtcnn_rnet-optimized:size larger" in capsys.readouterr().out
     accept = ["--accept", "mtcnn_rnet-optimized=new regression head, reviewed"]
-    assert _ab(reference, slowed, tmp_path / "report", *accept) == 0
-    assert "accepted: new regression head, reviewed" in capsys.readouterr().out
+    accept += ["--accept", "mtcnn_rnet-optimized:size=its weights, reviewed"]
+    assert _ab(reference, slowed, tmp_path / "r2", *accept) == 0
+    out = capsys.readouterr().out
+    assert "accepted: new regression head, reviewed" in out
+    assert "(larger, accepted: its weights, reviewed)" in out
 
 
 def test_models_on_one_side_only_are_added_or_removed(reference, tmp_path, capsys):

@@ -81,7 +81,7 @@ def test_unchanged_artifacts_pass_and_the_summary_leads_with_the_merge_gate(
     for name in ("mtcnn_rnet-optimized", "mtcnn_rnet-optimized_fp16"):
         passed = f"test_candidate_vs_reference[{name}]" in done.stdout
         assert passed or f"{name}: candidate / reference" in done.stdout, done.stdout
-    assert "— merge gate: PASS (2 benchmarks: " in done.stdout
+    assert "— merge gate: PASS (6 benchmarks: " in done.stdout  # time, memory, size of 2
     report = _report(root)
     summary = (report / "summary.md").read_text()
     assert summary.startswith("**faceperf perf on ") and "** — merge gate: PASS (" in summary
@@ -89,17 +89,25 @@ def test_unchanged_artifacts_pass_and_the_summary_leads_with_the_merge_gate(
     assert names == ["mtcnn_rnet-optimized", "mtcnn_rnet-optimized_fp16"]
 
 
-def test_a_slowed_candidate_fails_its_test_only(reference, tmp_path):
+def test_a_slowed_candidate_fails_its_own_tests_only(reference, tmp_path):
+    # 40 identity convolutions: slower, and their weights make the file 1.7 % larger.
     root = _root(tmp_path)
     slowed = slowed_copy(reference, tmp_path / "slowed", "mtcnn_rnet", "optimized", 40)
     done = _ab(root, reference, slowed)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "FAILED perf_tests/test_ab.py::test_candidate_vs_reference[mtcnn_rnet-optimized]" in (
-        done.stdout
-    )
-    assert "[mtcnn_rnet-optimized_fp16] FAILED" not in done.stdout
+    failed = {
+        line.split(" - ")[0] for line in done.stdout.splitlines() if line.startswith("FAILED")
+    }
+    assert failed == {
+        "FAILED perf_tests/test_ab.py::test_candidate_vs_reference[mtcnn_rnet-optimized]",
+        "FAILED perf_tests/test_ab.py::test_candidate_memory_and_size_vs_reference"
+        "[mtcnn_rnet-optimized:size]",
+    }, done.stdout[-3000:]
     summary = (_report(root) / "summary.md").read_text()
-    assert "— merge gate: FAIL, mtcnn_rnet-optimized slower (" in summary.splitlines()[0]
+    assert (
+        "— merge gate: FAIL, mtcnn_rnet-optimized slower, mtcnn_rnet-optimized:size larger ("
+        in (summary.splitlines()[0])
+    )
 
 
 def test_without_a_reference_every_merge_gate_test_says_why_it_skips(artifacts_dir):

@@ -136,15 +136,19 @@ def _row(outcome: Outcome, result: AbResult, strict: bool, undecided: str) -> Ro
 
 
 def _footprint_lines(result: AbResult) -> list[tuple[str, Verdict, str]]:
-    lines = []
+    named = []
     for change in result.memory:
         # The verdict has its own column: the text starts with where it was decided.
         text = change.describe().removeprefix(str(change.verdict)).removeprefix(": ").strip()
-        lines.append((change.name, result.footprint_verdict(change.name, change.verdict), text))
+        named.append((change.name, change.verdict, text))
     for change in result.sizes:
-        name = size_name(change)
-        text = change.describe().split(": ", 1)[1]
-        lines.append((name, result.footprint_verdict(name, change.verdict), text))
+        named.append((size_name(change), change.verdict, change.describe().split(": ", 1)[1]))
+    lines = []
+    for name, raw, text in named:
+        verdict = result.footprint_verdict(name, raw)
+        if verdict is Verdict.ACCEPTED:
+            text += f"  ({raw.value}, accepted: {result.accepted[name]})"
+        lines.append((name, verdict, text))
     return lines
 
 

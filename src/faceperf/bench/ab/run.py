@@ -68,15 +68,16 @@ def run_ab(
                 f"--accept {', '.join(map(repr, unknown))}: not a benchmark of this run "
                 f"(judged: {', '.join(known) or 'none'})"
             )
+    # Opening both sides checks every artifact's sha256 and the backend first, so a broken
+    # input is one line naming it before anything is measured.
+    calls = pairings(request, matched.judged, lambda name: threshold_of(budgets, name))
     memory, sizes = (), ()
     if request.memory:
-        # Before any session of the timing opens: the children then share the machine with
-        # nothing of this run, and the timing starts from the same state as without them.
+        # Before the timing: the children then share the machine with no timed call.
         if say is not None:
             say(f"faceperf ab: memory and size of {len(matched.judged)} benchmarks, both sides")
         sizes = size_changes(request, matched.judged)
         memory = measure_memory(request, matched.judged, budgets.ab_memory_threshold_for)
-    calls = pairings(request, matched.judged, lambda name: threshold_of(budgets, name))
     measured = measure_sequential(calls, max_time_s, seed=seed, clock=clock, on_look=on_look)
     return AbResult(
         outcomes=measured.outcomes,
