@@ -20,7 +20,7 @@ Layout::
     [ab.thresholds]                      # benchmark name or * pattern (longest match wins)
     "star-*" = 0.03
     [ab.memory]                          # each phase's peak above the floor, vs the reference
-    threshold = 0.03                     # larger beyond this fraction of the reference ...
+    threshold = 0.01                     # larger beyond this fraction of the reference ...
     min_mib = 2.0                        # ... and never within this many MiB
     [ab.memory.thresholds]               # benchmark name or * pattern: its own fraction
     "pipeline" = 0.15

@@ -167,7 +167,7 @@ def test_the_summary_shows_which_phase_grew_and_by_how_much():
     check_summary_shape(text)
     row = next(line for line in text.splitlines() if line.startswith("| star-optimized:memory"))
     assert "x1.412 (steady)" in row and "steady 245.0 → 346.0 MiB" in row, row
-    assert "max(3 %, 2 MiB)" in row
+    assert "max(1 %, 2 MiB)" in row
     lines = terminal(result).splitlines()
     memory = next(line for line in lines if "star-optimized:memory" in line)
     assert memory.split()[0] == "larger" and "in steady:" in memory, memory
