@@ -66,9 +66,7 @@ def _tally(args: argparse.Namespace) -> None:
     print("| benchmark | slower | same | faster | undecided | ratios (min-max) | rounds (median) |")
     print("|---|---:|---:|---:|---:|---|---:|")
     for name, counts in verdicts.items():
-        spread = (
-            f"{min(ratios[name]):.3f}-{max(ratios[name]):.3f}" if ratios[name] else "-"
-        )
+        spread = f"{min(ratios[name]):.3f}-{max(ratios[name]):.3f}" if ratios[name] else "-"
         median_rounds = sorted(rounds[name])[len(rounds[name]) // 2]
         print(
             f"| {name} | {counts['slower']} | {counts['same']} | {counts['faster']} | "
