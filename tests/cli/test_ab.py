@@ -99,6 +99,20 @@ def test_a_real_slowdown_is_slower_and_exits_1(reference, tmp_path, capsys):
     assert "| mtcnn_rnet-optimized | slower |" in table
 
 
+def test_explain_names_the_inserted_operations_of_a_slower_benchmark(reference, tmp_path, capsys):
+    slowed = slowed_copy(reference, tmp_path / "slowed", "mtcnn_rnet", "optimized", 40)
+    assert _ab(reference, slowed, tmp_path / "report", "--explain") == 1
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "(profiled)" in line)
+    assert "mtcnn_rnet/optimized" in line and "40 new Conv" in line, line
+    tables = (tmp_path / "report" / "explain-mtcnn_rnet-optimized.md").read_text()
+    assert "| 1 | 40 new Conv" in tables, tables
+    document = json.loads((tmp_path / "report" / "ab.json").read_text())
+    (explained,) = document["explanations"]["mtcnn_rnet-optimized"]
+    assert explained["label"] == "mtcnn_rnet/optimized"
+    assert "40 new Conv" in (tmp_path / "report" / "summary.md").read_text()
+
+
 def test_an_accepted_slowdown_passes_with_its_reason(reference, tmp_path, capsys):
     # The 40 convolutions carry real weights: the file grows by 1.7 %, which the size verdict
     # sees and the reviewer accepts as well.

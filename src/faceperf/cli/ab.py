@@ -66,6 +66,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="also judge session creation of every model and variant (<name>-load)",
     )
     ab.add_argument(
+        "--explain",
+        action="store_true",
+        help="profile both sides of every slower benchmark and name the operations behind it "
+        "(ONNX Runtime's profiler, outside the timed runs; about 20-30 s an artifact)",
+    )
+    ab.add_argument(
         "--no-memory",
         action="store_true",
         help="skip the memory and size verdicts (<name>:memory, <name>:size)",
@@ -96,7 +102,7 @@ def _ab(args: argparse.Namespace) -> int:
     from faceperf.bench.ab.pairings import AbRequest, default_variants
     from faceperf.bench.ab.reference import resolve_reference
     from faceperf.bench.ab.render import markdown, terminal
-    from faceperf.bench.ab.run import DEFAULT_MAX_TIME_S, run_ab, write_ab_report
+    from faceperf.bench.ab.run import DEFAULT_MAX_TIME_S, explain_slower, run_ab, write_ab_report
     from faceperf.bench.budgets import load_budgets
     from faceperf.bench.gate.paths import budgets_path
     from faceperf.fileio import atomic_write_bytes
@@ -127,6 +133,8 @@ def _ab(args: argparse.Namespace) -> int:
             on_look=_progress,
             say=_say,
         )
+        if args.explain:
+            result = explain_slower(request, result, say=_say)
     except KeyboardInterrupt:
         print("faceperf ab: interrupted; no report written", file=sys.stderr)
         return EXIT_INTERRUPTED

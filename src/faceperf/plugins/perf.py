@@ -191,18 +191,26 @@ def _models(names: list[str] | None) -> tuple[str, ...] | None:
 @pytest.fixture(scope="session")
 def ab_result(request: pytest.FixtureRequest, artifacts_dir: Path) -> AbResult:
     """The merge gate over every planned benchmark, measured once per session."""
-    from faceperf.bench.ab.run import DEFAULT_MAX_TIME_S, run_ab
+    from faceperf.bench.ab.run import DEFAULT_MAX_TIME_S, explain_slower, run_ab
     from faceperf.bench.budgets import load_budgets
     from faceperf.bench.gate.paths import budgets_path
 
     config = request.config
     setup = _ab_setup(config)
+    request_for = setup.request_for(artifacts_dir)
+
+    def say(text: str) -> None:
+        _say(config.pluginmanager.get_plugin("terminalreporter"), text)
+
     result = run_ab(
-        setup.request_for(artifacts_dir),
+        request_for,
         load_budgets(budgets_path()),
         max_time_s=config.getoption("--perf-ab-max-time") or DEFAULT_MAX_TIME_S,
-        say=lambda text: _say(config.pluginmanager.get_plugin("terminalreporter"), text),
+        say=say,
     )
+    # Every slower verdict says which operations made it slower (bench/explain), measured
+    # after the timing so that profiling never touches a timed run.
+    result = explain_slower(request_for, result, say=say)
     config.stash[_AB] = result
     return result
 

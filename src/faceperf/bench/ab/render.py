@@ -91,7 +91,8 @@ def not_run_section(reason: str) -> Section:
 
 
 def terminal(result: AbResult, strict: bool = False) -> str:
-    """Plain text for the CLI: every benchmark, worst first, then the verdict line."""
+    """Plain text for the CLI: every benchmark, worst first, what explains each slower one,
+    then the verdict line."""
     order = {Verdict.SLOWER: 0, Verdict.UNDECIDED: 1, Verdict.FASTER: 2, Verdict.SAME: 3}
     rows = sorted(result.outcomes, key=lambda o: order[o.verdict])
     width = max((len(o.name) for o in rows), default=10)
@@ -107,6 +108,8 @@ def terminal(result: AbResult, strict: bool = False) -> str:
         f"  {verdict.value:<9} {name:<{width}}  {text}"
         for name, verdict, text in _footprint_lines(result)
     ]
+    for name, found in result.explanations.items():
+        lines.append(f"  {_explained(name, found)}")
     lines += [f"  added      {name}" for name in result.added]
     lines += [f"  removed    {name}" for name in result.removed]
     return "\n".join([*lines, result.headline(strict)])
@@ -132,7 +135,24 @@ def _row(outcome: Outcome, result: AbResult, strict: bool, undecided: str) -> Ro
         f"±{100 * outcome.threshold:g} %",
     )
     notes = (undecided,) if outcome.verdict is Verdict.UNDECIDED else ()
+    if outcome.name in result.explanations:
+        notes += (_explained(outcome.name, result.explanations[outcome.name]),)
     return Row(outcome.name, verdict, cells, notes)
+
+
+def explanation_file(name: str) -> str:
+    """The report file that holds a benchmark's explanation tables."""
+    return f"explain-{name}.md"
+
+
+def _explained(name: str, found: tuple) -> str:
+    if not found:
+        return (
+            f"{name}: no artifact of it differs between the two sides (byte-identical files), so "
+            "no operation can explain it: the machine moved, or the code around the model did."
+        )
+    heads = "; ".join(e.headline() for e in found)
+    return f"{_escape(heads)} (tables: `{explanation_file(name)}`)."
 
 
 def _footprint_lines(result: AbResult) -> list[tuple[str, Verdict, str]]:

@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 from faceperf.bench.ab.footprint import size_name
 from faceperf.bench.ab.sequential import Outcome
+from faceperf.bench.explain.diff import Explanation
 from faceperf.bench.memory.compare import MemoryChange
 from faceperf.bench.memory.size import SizeChange
 from faceperf.verdicts import Verdict
@@ -34,6 +35,8 @@ class AbResult:
         sides: ``reference`` / ``candidate`` → folder and artifact fingerprints.
         memory: each benchmark's memory, candidate against reference (``<name>:memory``).
         sizes: each single-model benchmark's artifact on disk (``<name>:size``).
+        explanations: a ``slower`` benchmark's name → the operations behind it, one per
+            profiled artifact (a composite's changed models), bench/explain.
     """
 
     outcomes: tuple[Outcome, ...]
@@ -46,11 +49,17 @@ class AbResult:
     sides: Mapping[str, object] = field(default_factory=dict)
     memory: tuple[MemoryChange, ...] = ()
     sizes: tuple[SizeChange, ...] = ()
+    explanations: Mapping[str, tuple[Explanation, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcomes", tuple(self.outcomes))
         object.__setattr__(self, "memory", tuple(self.memory))
         object.__setattr__(self, "sizes", tuple(self.sizes))
+        object.__setattr__(
+            self,
+            "explanations",
+            MappingProxyType({k: tuple(v) for k, v in self.explanations.items()}),
+        )
         object.__setattr__(self, "accepted", MappingProxyType(dict(self.accepted)))
 
     def verdict_of(self, outcome: Outcome, strict: bool = False) -> Verdict:
@@ -128,6 +137,9 @@ class AbResult:
             "benchmarks": [outcome_json(o, self.accepted.get(o.name)) for o in self.outcomes],
             "memory": [m.to_json() for m in self.memory],
             "sizes": [{"name": size_name(s), **s.to_json()} for s in self.sizes],
+            "explanations": {
+                name: [e.to_json() for e in found] for name, found in self.explanations.items()
+            },
         }
 
 

@@ -4,6 +4,7 @@ in one piece."""
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import shutil
 import time
@@ -14,13 +15,22 @@ from pathlib import Path
 from faceperf.artifacts.manifest import Manifest, manifest_path
 from faceperf.bench.ab import render
 from faceperf.bench.ab.footprint import footprint_names, measure_memory, size_changes
-from faceperf.bench.ab.pairings import AbRequest, is_load, pairings, plan, read_sides
+from faceperf.bench.ab.pairings import (
+    COMPOSITES,
+    AbRequest,
+    is_load,
+    pairings,
+    plan,
+    read_sides,
+)
 from faceperf.bench.ab.result import AbResult
 from faceperf.bench.ab.sequential import Clock, Outcome, measure_sequential
 from faceperf.bench.budgets import Budgets
+from faceperf.bench.explain.run import explain_artifacts
 from faceperf.bench.hardware import detect_profile, runtime_versions
 from faceperf.errors import FaceperfError
 from faceperf.fileio import atomic_write_bytes, atomic_write_json, sha256_path
+from faceperf.verdicts import Verdict
 
 # With opening the sessions, a default run (12 models x variants, mtcnn, pipeline) stays within
 # four minutes on a 2-core CI VM.
@@ -96,6 +106,44 @@ def run_ab(
     )
 
 
+def explain_slower(
+    request: AbRequest, result: AbResult, say: Callable[[str], None] | None = None
+) -> AbResult:
+    """``result`` with the operations behind each ``slower`` benchmark (bench/explain): the
+    benchmark's artifact, or a composite's models whose files differ, profiled on both sides
+    with ONNX Runtime's profiler (never in the timed runs: profiling adds its own cost).
+
+    An artifact whose file is byte-identical on both sides is not profiled: nothing in it can
+    explain the slowdown. Core ML packages are not profiled here (bench/explain reads ONNX
+    Runtime's profiler; the compute plan's per-operation cost is macOS-only).
+    """
+    reference, candidate = read_sides(request)
+    explanations = {}
+    for outcome in result.outcomes:
+        if outcome.verdict is not Verdict.SLOWER or is_load(outcome.name):
+            continue
+        if outcome.name in COMPOSITES:
+            variant = str(request.gated_variant)
+            models = COMPOSITES[outcome.name]
+        else:
+            model, variant = outcome.name.rsplit("-", 1)
+            models = (model,)
+        found = []
+        for model in models:
+            before = reference.record(model, variant).sha256
+            if before == candidate.record(model, variant).sha256 or variant == "coreml":
+                continue
+            if say is not None:
+                say(f"faceperf ab: explaining {outcome.name}: profiling {model}/{variant}")
+            found.append(
+                explain_artifacts(
+                    request.reference, request.candidate, model, variant, request.threads
+                )
+            )
+        explanations[outcome.name] = tuple(found)
+    return dataclasses.replace(result, explanations=explanations)
+
+
 def threshold_of(budgets: Budgets, name: str) -> float:
     """A merge-gate benchmark's threshold from the budgets file's ``[ab]`` table."""
     return budgets.ab_load_threshold if is_load(name) else budgets.ab_threshold_for(name)
@@ -154,7 +202,8 @@ def write_ab_report(directory: Path, result: AbResult, strict: bool = False) -> 
 
 
 def write_ab_files(directory: Path, result: AbResult, strict: bool = False) -> None:
-    """``summary.md``, ``ab.json`` and ``ab.png`` into an existing folder, each atomically."""
+    """``summary.md``, ``ab.json``, ``ab.png`` and the explanations into an existing folder,
+    each atomically."""
     write_ab_data(directory, result)
     atomic_write_bytes(directory / "summary.md", render.markdown(result, strict).encode())
 
@@ -164,3 +213,7 @@ def write_ab_data(directory: Path, result: AbResult) -> None:
     files in a report whose summary.md holds other gates too."""
     atomic_write_json(directory / "ab.json", result.to_json())
     render.plot(result, directory / "ab.png")
+    for name, found in result.explanations.items():
+        if found:
+            text = "\n\n".join("\n".join(e.lines()) for e in found) + "\n"
+            atomic_write_bytes(directory / render.explanation_file(name), text.encode())
