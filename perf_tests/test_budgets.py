@@ -24,11 +24,14 @@ from faceperf.fixtures.samples import sample_batch
 from faceperf.pipeline.face_mirror import FaceMirrorLoop
 from faceperf.pipeline.mtcnn_detector import OPENFACE_PRESET, MTCNNDetector
 from faceperf.pipeline.profiler import StageProfiler
+from faceperf.pipeline.retinaface_detector import RetinaFaceDetector
 from faceperf.pipeline.video import synthetic_frames
 from faceperf.runtime.artifact_ref import ArtifactRef
 
 pytestmark = pytest.mark.perf
 SCENES = ["scene1", "scene2", "scene3", "scene4"]
+POSTPROCESS = "RetinaFace_postprocess"  # the application's stage name (pipeline/stage_names.py)
+POSTPROCESS_KEY = "postprocess_s"  # extra_info: each timed round's post-processing, seconds
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +155,52 @@ def test_face_mirror_pipeline_frame_rate(
     benchmark.extra_info[STAGE_KEY] = stage_record(profiler, sum(profiled))
     timing = _judge(benchmark, perf_profile, budget_report, "pipeline frame rate", len(frames))
     benchmark.extra_info["fps"] = 1e3 / timing.per_call_ms if timing else None
+
+
+def test_retinaface_postprocess_within_budget(
+    benchmark, artifacts_dir, perf_profile, perf_threads, perf_canary, budget_report, variant
+):
+    """RetinaFace's decode and NMS per frame (the stage profiler's ``RetinaFace_postprocess``,
+    the checklist's "< 5 ms average"), on the four 1080p fixture scenes (1 to 7 faces each):
+    only the post-processing of each round is judged, beside the canary timed before it."""
+    profiler = StageProfiler()
+    ref = ArtifactRef(artifacts_dir, variant, perf_profile.backend, perf_threads)
+    detector = RetinaFaceDetector.open(ref, profiler=profiler)
+    frames = [fixture_faces.load_image(name) for name in SCENES]
+    per_round: list[float] = []
+
+    def all_scenes() -> int:
+        found = sum(len(detector.detect(frame)) for frame in frames)
+        per_round.append(sum(profiler.raw()[POSTPROCESS]["seconds"]))
+        profiler.reset()
+        return found
+
+    benchmark.group = "retinaface postprocess"
+    rounds = 8
+    found = pedantic_with_canary(benchmark, all_scenes, rounds=rounds, canary=perf_canary)
+    assert found > 0
+    benchmark.extra_info["frames_per_round"] = len(frames)
+    benchmark.extra_info[POSTPROCESS_KEY] = per_round[-rounds:]
+    budget = _budget(perf_profile, "retinaface postprocess")
+    if benchmark.disabled:
+        return  # smoke mode: the code ran; timing is not judged
+    # The rounds judged are the post-processing's alone: the last `rounds` calls pair with the
+    # canary pulses timed before them (warm-up rounds come first).
+    timing = CalibratedTiming.of(
+        per_round[-rounds:], benchmark.extra_info.get(CANARY_KEY), len(frames)
+    )
+    if budget is None:
+        budget_report(f"retinaface postprocess: {timing.describe()}; no budget")
+        pytest.skip(f"no 'retinaface postprocess' budget for profile {perf_profile.name}")
+    passed = budget.allows(timing)
+    budget_report(
+        f"retinaface postprocess: {timing.describe()}; budget {budget.describe()}: "
+        f"{'pass' if passed else 'FAIL'}"
+    )
+    assert passed, (
+        f"retinaface postprocess on {perf_profile.name}: {timing.describe()}; breaks the budget "
+        f"{budget.describe()} ({budget.reason})"
+    )
 
 
 def test_a_wasteful_artifact_fails_the_portable_budget(
