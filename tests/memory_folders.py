@@ -45,3 +45,16 @@ def replace_variant(directory: Path, model: str, variant: str, graph: onnx.Model
     manifest.models[model] = dataclasses.replace(record, variants=variants)
     write_manifest(directory, manifest)
     return path
+
+
+def ballasted_pair(source: Path, base: Path, model: str, megabytes: float) -> tuple[Path, Path]:
+    """Two one-model folders of ``model``'s ``optimized`` variant under ``base``: as built
+    (``plain``), and holding one extra intermediate tensor of ``megabytes`` MB (``heavy``;
+    bench/memory/ballast.py: outputs unchanged)."""
+    from faceperf.bench.memory.ballast import add_ballast
+
+    plain = one_model_folder(source, base / "plain", model, ("optimized",))
+    heavy = one_model_folder(source, base / "heavy", model, ("optimized",))
+    graph = onnx.load(artifact_path(plain, model, "optimized"))
+    replace_variant(heavy, model, "optimized", add_ballast(graph, megabytes))
+    return plain, heavy

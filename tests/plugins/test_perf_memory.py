@@ -7,12 +7,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import onnx
 import pytest
-from memory_folders import one_model_folder, replace_variant
+from memory_folders import ballasted_pair
 
-from faceperf.artifacts.layout import artifact_path
-from faceperf.bench.memory.ballast import add_ballast
 from faceperf.paths import repo_root
 
 STAR = "perf_tests/test_memory.py::test_memory_within_budget[star-optimized]"
@@ -20,12 +17,7 @@ STAR = "perf_tests/test_memory.py::test_memory_within_budget[star-optimized]"
 
 @pytest.fixture(scope="module")
 def folders(artifacts_dir, tmp_path_factory):
-    base = tmp_path_factory.mktemp("memory-budget")
-    plain = one_model_folder(artifacts_dir, base / "plain", "star", ("optimized",))
-    heavy = one_model_folder(artifacts_dir, base / "heavy", "star", ("optimized",))
-    graph = onnx.load(artifact_path(plain, "star", "optimized"))
-    replace_variant(heavy, "star", "optimized", add_ballast(graph, 100))
-    return plain, heavy
+    return ballasted_pair(artifacts_dir, tmp_path_factory.mktemp("memory-budget"), "star", 100)
 
 
 def _pytest(folder) -> subprocess.CompletedProcess:

@@ -6,13 +6,10 @@ import json
 import subprocess
 import sys
 
-import onnx
 import pytest
 from fake_time import FakeTime
-from memory_folders import one_model_folder, replace_variant
+from memory_folders import ballasted_pair
 
-from faceperf.artifacts.layout import artifact_path
-from faceperf.bench.memory.ballast import add_ballast
 from faceperf.bench.memory.child import measure_phases
 from faceperf.bench.memory.meters import LINUX_HWM, MemoryMeasurementError, Reading
 from faceperf.bench.memory.peak import (
@@ -152,12 +149,7 @@ def test_the_child_imports_no_torch():
 
 @pytest.fixture(scope="module")
 def onet_folders(artifacts_dir, tmp_path_factory):
-    base = tmp_path_factory.mktemp("onet")
-    plain = one_model_folder(artifacts_dir, base / "plain", "mtcnn_onet", ("optimized",))
-    ballooned = one_model_folder(artifacts_dir, base / "balloon", "mtcnn_onet", ("optimized",))
-    graph = onnx.load(artifact_path(plain, "mtcnn_onet", "optimized"))
-    replace_variant(ballooned, "mtcnn_onet", "optimized", add_ballast(graph, 100))
-    return plain, ballooned
+    return ballasted_pair(artifacts_dir, tmp_path_factory.mktemp("onet"), "mtcnn_onet", 100)
 
 
 def test_a_child_measures_a_model(onet_folders):
