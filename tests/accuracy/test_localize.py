@@ -61,6 +61,12 @@ EXPECTED = {
     "variances_swapped": "nothing",
     "anchors_512": "nothing",
     "nms_0.6": "nothing",
+    # localize compares operations and looks through Identity (an alias): a dropped activation
+    # shows at the first operation that reads it (MTL's AU ReduceL2), and not at all when it
+    # was the last operation before an output (RetinaFace's softmax on conf): a blind spot the
+    # range checks cover (they catch both), noted in docs/accuracy.md.
+    "softmax_dropped": "nothing",
+    "au_relu_dropped": "dropped",
 }
 SWEEP = [
     pytest.param(fault.name, subject, id=f"{fault.name}-{subject}")
@@ -308,6 +314,13 @@ def _expect(kind: str, result, source: onnx.GraphProto, candidate: onnx.GraphPro
         swapped = {"emotion": "au", "au": "emotion"}
         assert failing.tensor in swapped
         assert failing.node == producer[swapped[failing.tensor]]
+    elif kind == "dropped":
+        # The dropped activation became an Identity under its own name; the first operation
+        # reading its output is where the outputs part.
+        kinds = {n.name: n.op_type for n in source.node}
+        dropped = [n for n in candidate.node if n.op_type == "Identity" != kinds.get(n.name)]
+        readers = set().union(*(_consumers(candidate, n.output[0]) for n in dropped))
+        assert dropped and failing.node in readers, (failing.node, readers)
     else:
         pytest.fail(f"no check for the expectation {kind!r}")
 
