@@ -8,12 +8,16 @@ each benchmark runs once and no budget is asserted: timing noise must not decide
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
 from faceperf.artifacts.layout import Variant, artifact_path
 from faceperf.bench.budgets import Budget, load_budgets
 from faceperf.bench.calibration import CALIBRATION_KEY, CalibratedTiming
+from faceperf.bench.explain.profile import Calls, profile_onnx
+from faceperf.bench.explain.slowest import operator_shares, slowest_summary
 from faceperf.bench.gate.canary import CANARY_KEY, pedantic_with_canary
 from faceperf.bench.gate.paths import budgets_path
 from faceperf.bench.report.stages import STAGE_KEY, stage_record
@@ -32,6 +36,9 @@ pytestmark = pytest.mark.perf
 SCENES = ["scene1", "scene2", "scene3", "scene4"]
 POSTPROCESS = "RetinaFace_postprocess"  # the application's stage name (pipeline/stage_names.py)
 POSTPROCESS_KEY = "postprocess_s"  # extra_info: each timed round's post-processing, seconds
+# A failing budget's explanation: a few profiled calls say which operators dominate; the
+# profiler's own cost is no concern there (it runs after the timing).
+PROFILE_CALLS = Calls(minimum=5, seconds=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +58,13 @@ def _judge(
     calls_per_round: int = 1,
     work_flops: int | None = None,
     rounds_s: list[float] | None = None,
+    explain: Callable[[CalibratedTiming], str] | None = None,
 ) -> CalibratedTiming | None:
     """Judge the benchmark's rounds (or ``rounds_s``, one part of each timed round, paired
     with the same canary pulses) against its budget: absolute (the product's hardware) or
     relative to the canary timed beside every round (anywhere else). The absolute time, the
-    calibration and the efficiency go into the record and the terminal summary either way."""
+    calibration and the efficiency go into the record and the terminal summary either way; a
+    failure also says where the time went (``explain``, profiled after the timing)."""
     budget = _budget(perf_profile, name)
     benchmark.extra_info.update(profile=perf_profile.name, budget=budget and budget.describe())
     if benchmark.disabled:
@@ -66,11 +75,23 @@ def _judge(
         pytest.skip(f"no '{name}' budget for profile {perf_profile.name} in {budgets_path()}")
     passed = budget.allows(timing)
     say(f"{name}: {timing.describe()}; budget {budget.describe()}: {'pass' if passed else 'FAIL'}")
-    assert passed, (
-        f"{name} on {perf_profile.name}: {timing.describe()}; breaks the budget "
-        f"{budget.describe()} ({budget.reason})"
-    )
+    if not passed:
+        where = "" if explain is None else f"; {explain(timing)}"
+        pytest.fail(
+            f"{name} on {perf_profile.name}: {timing.describe()}; breaks the budget "
+            f"{budget.describe()} ({budget.reason}){where}"
+        )
     return timing
+
+
+def _slowest(path, feeds: dict[str, np.ndarray], label: str, threads: int):
+    """What a failing model budget adds to its message: the artifact's heaviest operators."""
+
+    def explain(timing: CalibratedTiming) -> str:
+        profile = profile_onnx(path, feeds, label, threads, PROFILE_CALLS)
+        return slowest_summary(profile, timing.canary_ms)
+
+    return explain
 
 
 def _flops(artifacts_dir, model: str, variant: str, feeds: dict[str, np.ndarray]) -> int | None:
@@ -111,7 +132,18 @@ def test_model_latency_within_budget(
     benchmark.extra_info.update(model=model, variant=variant, executed_on=runner.executed_on)
     pedantic_with_canary(benchmark, runner.run, (feeds,), rounds=20, canary=perf_canary)
     flops = _flops(artifacts_dir, model, variant, feeds)
-    _judge(benchmark, perf_profile, budget_report, f"{model} latency", work_flops=flops)
+    explain = None
+    if Variant(variant).is_onnx:
+        path = artifact_path(artifacts_dir, model, variant)
+        explain = _slowest(path, feeds, f"{model}/{variant}", perf_threads)
+    _judge(
+        benchmark,
+        perf_profile,
+        budget_report,
+        f"{model} latency",
+        work_flops=flops,
+        explain=explain,
+    )
 
 
 def test_mtcnn_1080p_throughput_within_budget(
@@ -228,7 +260,13 @@ def test_a_wasteful_artifact_fails_the_portable_budget(
     timing = _calibrated(benchmark, work_flops=_flops(wasteful, "mtl", "optimized", feeds))
     caught = not budget.allows(timing)
     verdict = "fails it, as it must" if caught else "PASSES it"
-    budget_report(f"mtl latency, wasteful fault: {timing.describe()}; {verdict}")
+    # What a failing budget says of where the time went must point at the split convolutions.
+    path = artifact_path(wasteful, "mtl", "optimized")
+    profile = profile_onnx(path, feeds, "mtl/optimized (wasteful)", perf_threads, PROFILE_CALLS)
+    heaviest = operator_shares(profile)[0]
+    where = slowest_summary(profile, timing.canary_ms)
+    budget_report(f"mtl latency, wasteful fault: {timing.describe()}; {verdict}; {where}")
     assert caught, (
         f"the wasteful MTL passed the portable budget {budget.describe()}: {timing.describe()}"
     )
+    assert "Conv" in heaviest.op_type and heaviest.nodes > 500, where

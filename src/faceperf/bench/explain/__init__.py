@@ -7,5 +7,6 @@
 - ``match``: which candidate node is which reference node (name, then shapes in order);
 - ``diff``: the explanation: lines per operation, grouped, ranked, with shares and noise;
 - ``render``: the headline and the table, apart from the logic;
-- ``run``: two artifact folders, one model and variant, through their manifests.
+- ``run``: two artifact folders, one model and variant, through their manifests;
+- ``slowest``: one artifact's operators, heaviest first (for a budget it breaks).
 """
