@@ -7,13 +7,14 @@ same way, whichever front end (the ``faceperf`` command or the pytest plugins) r
 - time: ``slower`` / ``same`` / ``faster`` / ``undecided`` (measure more);
 - size and memory: ``larger`` / ``smaller`` (and ``same``);
 - a limit, a check or a fault: ``pass`` / ``fail``;
+- a sustained run: ``throttled`` (its rate fell over the minutes) or ``pass``;
 - and what is reported but never judged: ``accepted`` (a reviewer's reason), ``not gated``
   (budgets.toml says why), ``added`` / ``removed`` (on one side only), ``skipped``.
 
-Exit codes: 0 when nothing blocks, 1 when a verdict blocks (``slower``, ``larger``, ``fail``;
-``undecided`` too under ``strict``), 2 for input the user must fix or a comparison refused
-(another CPU's baseline), 130 on Ctrl-C. Library code returns verdicts; only the CLI and the
-plugins print them and exit.
+Exit codes: 0 when nothing blocks, 1 when a verdict blocks (``slower``, ``larger``, ``fail``,
+``throttled``; ``undecided`` too under ``strict``), 2 for input the user must fix or a
+comparison refused (another CPU's baseline), 130 on Ctrl-C. Library code returns verdicts; only
+the CLI and the plugins print them and exit.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import enum
 from collections.abc import Iterable
 
 EXIT_OK = 0
-EXIT_FAILED = 1  # a verdict blocks: slower, larger, fail (undecided under strict)
+EXIT_FAILED = 1  # a verdict blocks: slower, larger, fail, throttled (undecided under strict)
 EXIT_USAGE = 2  # bad input the user can fix, or a refused comparison
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
 
@@ -38,6 +39,7 @@ class Verdict(enum.StrEnum):
     SMALLER = "smaller"
     PASS = "pass"
     FAIL = "fail"
+    THROTTLED = "throttled"
     ACCEPTED = "accepted"
     NOT_GATED = "not gated"
     ADDED = "added"
@@ -55,7 +57,7 @@ class Verdict(enum.StrEnum):
         return self in _DECIDING
 
 
-_BLOCKING = frozenset({Verdict.SLOWER, Verdict.LARGER, Verdict.FAIL})
+_BLOCKING = frozenset({Verdict.SLOWER, Verdict.LARGER, Verdict.FAIL, Verdict.THROTTLED})
 _DECIDING = _BLOCKING | {
     Verdict.FASTER,
     Verdict.SMALLER,

@@ -1,6 +1,7 @@
 """The benchmark commands: ``compare``, ``baseline update``, ``report`` (the perf gate and its
-baselines) and ``bench speedups | mtcnn | memory | leak`` (measurements beyond the perf suite,
-the last two in cli/memory.py; ``bench-mtcnn`` is the old name of ``bench mtcnn``)."""
+baselines) and ``bench speedups | mtcnn | memory | leak | explain | sustained`` (measurements
+beyond the perf suite; memory and leak in cli/memory.py, explain and sustained in their own
+modules; ``bench-mtcnn`` is the old name of ``bench mtcnn``)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from faceperf.cli.options import (
     add_threads,
     artifact_ref,
 )
+from faceperf.cli.sustained import add_sustained
 from faceperf.options import add_artifacts, add_backend, add_perf_profile, at_least
 
 
@@ -44,6 +46,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_memory(sub)
     add_leak(sub)
     add_explain(sub)
+    add_sustained(sub)
     # Kept beside `bench mtcnn` for scripts that use the old name (argparse aliases stay
     # within one level, so the old top-level name is a command of its own).
     _add_mtcnn(

@@ -102,11 +102,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-NIGHTLY = "nightly"
-_NIGHTLY_SKIP = (
-    "a long run (the leak runs: about 45 min on a 2-core VM); select it with -m nightly "
-    "(make nightly)"
-)
+# Long runs, each run only when its marker is selected by name (`make nightly` selects both):
+# `make test` selects everything and `make perf` every perf test, and neither may take them.
+LONG_RUNS = {
+    "nightly": "a long run (the leak runs: about 45 min on a 2-core VM); select it with "
+    "-m nightly (make nightly)",
+    "sustained": "a 5-minute run of the pipeline without pause; select it with -m sustained "
+    "(make nightly)",
+}
 
 
 def perf_selected(config: pytest.Config, marker: str = "perf") -> bool:
@@ -118,20 +121,19 @@ def perf_selected(config: pytest.Config, marker: str = "perf") -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Nightly tests run only when asked for by name: `make test` selects everything and
-    # `make perf` every perf test, and neither may take the long runs' 45 minutes.
-    if perf_selected(config, NIGHTLY):
-        return
-    for item in items:
-        if item.get_closest_marker(NIGHTLY) is not None:
-            item.add_marker(pytest.mark.skip(reason=_NIGHTLY_SKIP))
+    for marker, reason in LONG_RUNS.items():
+        if perf_selected(config, marker):
+            continue
+        for item in items:
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_PROFILE] = detect_profile(
         config.getoption("--perf-backend"), forced=config.getoption("--perf-profile")
     )
-    selected = perf_selected(config) or perf_selected(config, NIGHTLY)
+    selected = any(perf_selected(config, marker) for marker in ("perf", *LONG_RUNS))
     if not selected or config.getoption("benchmark_disable", False):
         return
     # Sortable, and distinct for two runs started within the same second.
