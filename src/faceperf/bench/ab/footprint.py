@@ -86,32 +86,24 @@ def measure_memory(
         MemoryMeasurementError: a child failed (the artifact does not load or run).
     """
     subjects = memory_subjects(request, judged)
-    threads = request.threads
     with tempfile.TemporaryDirectory(prefix="faceperf-ab-memory-") as folder:
-        pairs = []
-        for subject in subjects:
-            requests = []
-            for side, directory in (
-                ("reference", request.reference),
-                ("candidate", request.candidate),
-            ):
-                feed = None
-                if subject.subject not in peak.COMPOSITES:
-                    where = Path(folder) / side
-                    where.mkdir(exist_ok=True)
-                    feed = peak.write_feed(directory, subject.subject, subject.variant, where)
-                requests.append(
-                    peak.MemoryRequest(
-                        directory,
-                        subject.subject,
-                        subject.variant,
-                        request.backend,
-                        threads,
-                        subject.calls,
-                        feed,
-                    )
-                )
-            pairs.append((requests[0], requests[1]))
+
+        def side(directory: Path, role: str, subject: MemorySubject) -> peak.MemoryRequest:
+            # Each side's own input (its manifest may declare another dtype), in its own folder.
+            return peak.subject_request(
+                directory,
+                subject.subject,
+                subject.variant,
+                Path(folder) / role,
+                backend=request.backend,
+                threads=request.threads,
+                calls=subject.calls,
+            )
+
+        pairs = [
+            (side(request.reference, "reference", s), side(request.candidate, "candidate", s))
+            for s in subjects
+        ]
         measured = measure_pairs(pairs, workers or os.cpu_count() or 1, measure)
     return tuple(
         compare_peaks(subject.name, reference, candidate, threshold_of(subject.benchmark))

@@ -165,7 +165,7 @@ def _footprint_lines(result: AbResult) -> list[tuple[str, Verdict, str]]:
         named.append((size_name(change), change.verdict, change.describe().split(": ", 1)[1]))
     lines = []
     for name, raw, text in named:
-        verdict = result.footprint_verdict(name, raw)
+        verdict = result.counted_verdict(name, raw)
         if verdict is Verdict.ACCEPTED:
             text += f"  ({raw.value}, accepted: {result.accepted[name]})"
         lines.append((name, verdict, text))
@@ -179,7 +179,7 @@ def _verdict_text(verdict: Verdict, raw: Verdict, reason: str | None) -> str:
 
 
 def _memory_row(change: MemoryChange, result: AbResult) -> Row:
-    verdict = result.footprint_verdict(change.name, change.verdict)
+    verdict = result.counted_verdict(change.name, change.verdict)
     worst = change.worst
     ratio = "-" if worst.ratio is None else f"x{worst.ratio:.3f} ({worst.phase})"
     phases = "; ".join(
@@ -199,7 +199,7 @@ def _memory_row(change: MemoryChange, result: AbResult) -> Row:
 
 def _size_row(change: SizeChange, result: AbResult) -> Row:
     name = size_name(change)
-    verdict = result.footprint_verdict(name, change.verdict)
+    verdict = result.counted_verdict(name, change.verdict)
     ratio = "-" if change.ratio is None else f"x{change.ratio:.3f}"
     sizes = " → ".join(
         "-" if b is None else f"{b / 1e6:.2f} MB"

@@ -64,14 +64,12 @@ class AbResult:
 
     def verdict_of(self, outcome: Outcome, strict: bool = False) -> Verdict:
         """The verdict that counts: a blocking one a reviewer accepted is ``accepted``."""
-        if outcome.name in self.accepted and outcome.verdict.blocks(strict):
-            return Verdict.ACCEPTED
-        return outcome.verdict
+        return self.counted_verdict(outcome.name, outcome.verdict, strict)
 
-    def footprint_verdict(self, name: str, verdict: Verdict) -> Verdict:
-        """A memory or size verdict as it counts: ``larger`` a reviewer accepted is
-        ``accepted``."""
-        if name in self.accepted and verdict.blocks():
+    def counted_verdict(self, name: str, verdict: Verdict, strict: bool = False) -> Verdict:
+        """A verdict as it counts (time, memory or size): a blocking one a reviewer accepted
+        is ``accepted``."""
+        if name in self.accepted and verdict.blocks(strict):
             return Verdict.ACCEPTED
         return verdict
 
@@ -79,7 +77,7 @@ class AbResult:
         """Every memory and size verdict by name, as it counts, memory first."""
         named = [(m.name, m.verdict) for m in self.memory]
         named += [(size_name(s), s.verdict) for s in self.sizes]
-        return [(name, self.footprint_verdict(name, verdict)) for name, verdict in named]
+        return [(name, self.counted_verdict(name, verdict)) for name, verdict in named]
 
     def verdicts(self, strict: bool = False) -> list[Verdict]:
         """Every verdict of the run: one per benchmark, its memory and size, then ``added`` and

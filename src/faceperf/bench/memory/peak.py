@@ -374,20 +374,33 @@ def measure_without_arena(directory: Path, record: MemoryPeaks) -> MemoryPeaks |
     if parse_backend(record.backend).is_coreml:
         return None
     with tempfile.TemporaryDirectory(prefix="faceperf-memory-") as folder:
-        feed = None
-        if record.subject not in COMPOSITES:
-            feed = write_feed(Path(directory), record.subject, record.variant, Path(folder))
-        request = MemoryRequest(
+        request = subject_request(
             directory,
             record.subject,
             record.variant,
-            record.backend,
-            record.threads,
-            record.calls,
-            feed,
+            Path(folder),
+            backend=record.backend,
+            threads=record.threads,
+            calls=record.calls,
             cpu_arena=False,
         )
         return measure_peaks(request)
+
+
+def subject_request(
+    directory: Path, subject: str, variant: str, folder: Path, **settings: object
+) -> MemoryRequest:
+    """A request to measure ``subject``: a model's with its input written into ``folder``
+    (``write_feed``), a composite's without one (it makes its own frames).
+
+    Args:
+        settings: the other MemoryRequest fields (backend, threads, calls, cpu_arena ...).
+    """
+    feed = None
+    if subject not in COMPOSITES:
+        folder.mkdir(parents=True, exist_ok=True)
+        feed = write_feed(Path(directory), subject, variant, folder)
+    return MemoryRequest(directory, subject, variant, feed=feed, **settings)
 
 
 def has_variant(manifest: Manifest, model: str, variant: str) -> bool:
