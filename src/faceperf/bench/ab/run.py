@@ -117,6 +117,8 @@ def explain_slower(
     explain the slowdown. Core ML packages are not profiled here (bench/explain reads ONNX
     Runtime's profiler; the compute plan's per-operation cost is macOS-only).
     """
+    if not any(o.verdict is Verdict.SLOWER for o in result.outcomes):
+        return result  # nothing to explain: no manifest to read again
     reference, candidate = read_sides(request)
     explanations = {}
     for outcome in result.outcomes:

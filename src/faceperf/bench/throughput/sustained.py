@@ -226,7 +226,8 @@ def run_sustained(
         while True:
             step()
             frames += 1
-            if clock() - start >= window_s or elapsed + clock() - start >= seconds:
+            spent = clock() - start
+            if spent >= window_s or elapsed + spent >= seconds:
                 break
         length = clock() - start
         window = Window(elapsed, length, frames, memory(), canary() if canary else None, machine())
