@@ -4,7 +4,8 @@ Each subject is judged on its task metric (detection agreement and IoU, landmark
 and emotion deltas) and on the SNR of its raw output tensors; the limits come from the
 tolerances file. Faces whose score or emotion sits within a small band of a decision threshold
 may legitimately flip under FP16 rounding, so they are not counted as disagreements; every other
-face is. (The ``ranges`` check judges the candidate's outputs alone, in ranges.py.)
+face is. (The ``ranges`` check judges the candidate's outputs alone, in ranges.py; the
+``jitter`` check runs clips of its own, in jitter.py.)
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from faceperf.pipeline.mtcnn_detector import FACENET_DEFAULTS
 
 TENSORS, DETECTIONS, LANDMARKS, MULTITASK = "tensors", "detections", "landmarks", "multitask"
 RANGES = "ranges"  # the candidate's outputs within their absolute ranges (ranges.py)
+JITTER = "jitter"  # frame-to-frame trembling on still and slowly moving clips (jitter.py)
 CHECKS: dict[str, tuple[str, ...]] = {
-    "retinaface": (TENSORS, DETECTIONS, RANGES),
-    "star": (TENSORS, LANDMARKS, RANGES),
+    "retinaface": (TENSORS, DETECTIONS, RANGES, JITTER),
+    "star": (TENSORS, LANDMARKS, RANGES, JITTER),
     "mtl": (TENSORS, MULTITASK, RANGES),
     "mtcnn": (TENSORS, DETECTIONS, RANGES),
 }
@@ -77,14 +79,19 @@ def worst_by_metric(measurements: list[Measurement]) -> list[Measurement]:
 def unjudged_checks(reference: ReferenceSet) -> dict[str, str]:
     """Checks that say nothing about the weights the reference was built from, with why."""
     surrogate = any(weights.is_surrogate for weights in reference.weights.values())
+    unjudged = {}
     if reference.subject == "retinaface" and surrogate:
-        return {
-            DETECTIONS: "the RetinaFace surrogate is untrained: its 'faces' are anchors scoring "
+        unjudged[DETECTIONS] = (
+            "the RetinaFace surrogate is untrained: its 'faces' are anchors scoring "
             "near the 0.5 threshold whose boxes move with any rounding, so detection agreement "
             "measures nothing here; its raw outputs are still gated by SNR. Drop in the real "
             "checkpoint (weights/README.md) to gate detections"
-        }
-    return {}
+        )
+        unjudged[JITTER] = (
+            "the RetinaFace surrogate finds no real face whose box could tremble; drop in the "
+            "real checkpoint (weights/README.md) to gate box jitter"
+        )
+    return unjudged
 
 
 def compare(

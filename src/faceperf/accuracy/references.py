@@ -5,6 +5,16 @@
 and weights they came from and the versions that produced them. The references are only
 meaningful for the weights they were built from: ``check_weights`` tells a user who dropped in
 other weights to rebuild, instead of letting the suite report a thousand mismatches.
+
+The subjects with a jitter check (``JITTER_SUBJECTS``) also have
+``fixtures/references/jitter/<subject>.npz``, in the same format: per clip of
+``accuracy.clips`` the baseline's outputs, jitter and scale (``accuracy.jitter``), with the same
+provenance plus ``"kind": "jitter"``, the clips' recipes and, for STAR, the RetinaFace its boxes
+came from. It is a file of its own so that it can be built (``faceperf references build --only
+jitter``) without rewriting the per-case outputs: ONNX Runtime picks its kernels by the CPU's
+instruction set, so a rebuild on another machine moves every stored float by up to 1e-4 px.
+``read_reference`` reads both into one ``ReferenceSet`` and refuses a jitter reference built
+from other clip recipes than ``accuracy.clips`` has today.
 """
 
 from __future__ import annotations
@@ -13,13 +23,14 @@ import io
 import json
 import platform
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+from faceperf.accuracy import clips
 from faceperf.accuracy.cases import (
     SUBJECT_MODELS,
     Candidate,
@@ -36,6 +47,8 @@ from faceperf.weights.provenance import WeightSource
 
 REFERENCE_VARIANT = Variant.BASELINE
 FORMAT_VERSION = 1
+OUTPUTS, JITTER = "outputs", "jitter"  # the two kinds of reference file
+JITTER_SUBJECTS = ("retinaface", "star")
 _PROVENANCE = "provenance"
 _VERSIONED = ("numpy", "onnxruntime", "opencv-python-headless", "faceperf")
 
@@ -51,6 +64,11 @@ class ReferenceSet:
     subject: str
     outputs: Outputs
     provenance: dict
+    jitter: ReferenceSet | None = None  # the jitter clips' reference (JITTER_SUBJECTS)
+
+    @property
+    def kind(self) -> str:
+        return self.provenance.get("kind", OUTPUTS)
 
     @property
     def weights(self) -> dict[str, WeightSource]:
@@ -65,17 +83,58 @@ def references_dir() -> Path:
     return fixtures_dir() / "references"
 
 
-def reference_path(subject: str, directory: Path | None = None) -> Path:
-    return (directory or references_dir()) / f"{subject}.npz"
+def reference_path(subject: str, directory: Path | None = None, kind: str = OUTPUTS) -> Path:
+    """``<directory>/<subject>.npz``, or ``<directory>/jitter/<subject>.npz`` for ``JITTER``."""
+    directory = directory or references_dir()
+    return (directory / JITTER if kind == JITTER else directory) / f"{subject}.npz"
 
 
-def build_reference(subject: str, artifacts: Path, backend: str = "ort-cpu") -> ReferenceSet:
-    """Run the baseline artifacts of ``subject`` from ``artifacts`` and collect the reference."""
+def build_reference(
+    subject: str, artifacts: Path, backend: str = "ort-cpu", with_jitter: bool = True
+) -> ReferenceSet:
+    """Run the baseline artifacts of ``subject`` from ``artifacts`` and collect the reference
+    (with its jitter reference, for ``JITTER_SUBJECTS``, unless ``with_jitter`` is False)."""
     manifest = read_manifest(artifacts)
     outputs = run_subject(subject, Candidate(artifacts, REFERENCE_VARIANT, backend))
     if subject == "retinaface":
         outputs = _thin_retinaface(outputs)
-    provenance = {
+    provenance = _provenance(subject, manifest, backend, list(outputs))
+    shaken = with_jitter and subject in JITTER_SUBJECTS
+    jitter = build_jitter_reference(subject, artifacts, backend) if shaken else None
+    return ReferenceSet(subject, outputs, provenance, jitter)
+
+
+def build_jitter_reference(subject: str, artifacts: Path, backend: str = "ort-cpu") -> ReferenceSet:
+    """Run ``subject``'s jitter clips on the baseline artifacts of ``artifacts``. STAR's boxes
+    are the baseline RetinaFace's detections (``jitter.reference_boxes``)."""
+    # jitter.py judges with compare.py, which reads this module's ReferenceSet: imported here.
+    from faceperf.accuracy import jitter
+
+    if subject not in JITTER_SUBJECTS:
+        raise KeyError(f"{subject!r} has no jitter check; expected {', '.join(JITTER_SUBJECTS)}")
+    manifest = read_manifest(artifacts)
+    baseline = Candidate(artifacts, REFERENCE_VARIANT, backend)
+    boxes = None
+    extra: dict = {"kind": JITTER, "clips": {c.name: clips.recipe_json(c) for c in clips.CLIPS}}
+    if subject == "star" and "retinaface" not in manifest.models:
+        boxes = {c.name: np.array(c.face_boxes) for c in jitter.clips()}
+        extra["boxes"] = dict.fromkeys(boxes, "fixture face box")
+    elif subject == "star":
+        detector = jitter.open_detector(baseline)
+        chosen = {
+            c.name: jitter.reference_boxes(jitter.detect_faces(detector, c), c)
+            for c in jitter.clips()
+        }
+        boxes = {name: found for name, (found, _) in chosen.items()}
+        extra["detector"] = {"model": "retinaface", **_model_entry(manifest, "retinaface")}
+        extra["boxes"] = {name: source for name, (_, source) in chosen.items()}
+    outputs = jitter.reference_outputs(subject, jitter.run_jitter(subject, baseline, boxes))
+    provenance = {**_provenance(subject, manifest, backend, list(outputs)), **extra}
+    return ReferenceSet(subject, outputs, provenance)
+
+
+def _provenance(subject: str, manifest: Manifest, backend: str, cases: list[str]) -> dict:
+    return {
         "format": FORMAT_VERSION,
         "subject": subject,
         "variant": REFERENCE_VARIANT,
@@ -83,16 +142,16 @@ def build_reference(subject: str, artifacts: Path, backend: str = "ort-cpu") -> 
         "built": datetime.now(UTC).isoformat(timespec="seconds"),
         "platform": f"{platform.system()}-{platform.machine()}",
         "versions": {name: _version(name) for name in _VERSIONED},
-        "models": {
-            model: {
-                "artifact_sha256": manifest.record(model, REFERENCE_VARIANT).sha256,
-                "weights": manifest.models[model].weights.to_json(),
-            }
-            for model in SUBJECT_MODELS[subject]
-        },
-        "cases": list(outputs),
+        "models": {model: _model_entry(manifest, model) for model in SUBJECT_MODELS[subject]},
+        "cases": cases,
     }
-    return ReferenceSet(subject, outputs, provenance)
+
+
+def _model_entry(manifest: Manifest, model: str) -> dict:
+    return {
+        "artifact_sha256": manifest.record(model, REFERENCE_VARIANT).sha256,
+        "weights": manifest.models[model].weights.to_json(),
+    }
 
 
 def _thin_retinaface(outputs: Outputs) -> Outputs:
@@ -131,12 +190,21 @@ def write_reference(reference: ReferenceSet, path: Path) -> None:
 
 
 def read_reference(subject: str, directory: Path | None = None) -> ReferenceSet:
-    """Load ``<directory>/<subject>.npz`` (default: fixtures/references)."""
-    path = reference_path(subject, directory)
+    """Load ``<directory>/<subject>.npz`` (default: fixtures/references) and, for
+    ``JITTER_SUBJECTS``, its jitter reference ``<directory>/jitter/<subject>.npz``."""
+    reference = _read(subject, directory, OUTPUTS)
+    if subject in JITTER_SUBJECTS:
+        return replace(reference, jitter=_read(subject, directory, JITTER))
+    return reference
+
+
+def _read(subject: str, directory: Path | None, kind: str) -> ReferenceSet:
+    path = reference_path(subject, directory, kind)
+    what = "reference outputs" if kind == OUTPUTS else "jitter references"
+    only = "" if kind == OUTPUTS else " --only jitter"
     if not path.exists():
         raise ReferenceError(
-            f"{path}: no reference outputs for {subject}; build them with "
-            "`faceperf references build`"
+            f"{path}: no {what} for {subject}; build them with `faceperf references build{only}`"
         )
     try:
         with np.load(path, allow_pickle=False) as stored:
@@ -153,17 +221,40 @@ def read_reference(subject: str, directory: Path | None = None) -> ReferenceSet:
         raise ReferenceError(
             f"{path}: reference format {provenance.get('format')} for "
             f"{provenance.get('subject')!r}, expected format {FORMAT_VERSION} for {subject!r}; "
-            "rebuild with `faceperf references build`"
+            f"rebuild with `faceperf references build{only}`"
         )
     reference = ReferenceSet(subject, outputs, provenance)
+    if reference.kind != kind:
+        raise ReferenceError(
+            f"{path}: holds {reference.kind} references, expected {kind}; rebuild with "
+            f"`faceperf references build{only}`"
+        )
+    if kind == JITTER:
+        _check_recipes(reference, path)
     try:  # a malformed weights entry is named here, not deep inside a comparison
         reference.weights  # noqa: B018
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ReferenceError(
             f"{path}: malformed weights in the provenance ({error!r}); "
-            "rebuild with `faceperf references build`"
+            f"rebuild with `faceperf references build{only}`"
         ) from None
     return reference
+
+
+def _check_recipes(reference: ReferenceSet, path: Path) -> None:
+    """A jitter reference is only comparable on the clips it was built on: the same recipes
+    (clips.recipe_json) and every clip. The frames' sha256 is stored but not checked: another
+    CPU's or OpenCV build's warp may round a few pixels differently without changing the clip."""
+    today = json.loads(json.dumps({c.name: clips.recipe_json(c) for c in clips.CLIPS}))
+    stored = reference.provenance.get("clips")
+    changed = [name for name in today if (stored or {}).get(name) != today[name]]
+    missing = [name for name in today if name not in reference.outputs]
+    if changed or missing:
+        raise ReferenceError(
+            f"{path}: built on other jitter clips than faceperf.accuracy.clips makes today "
+            f"({', '.join(sorted({*changed, *missing}))}: recipe changed or missing); rebuild "
+            "with `faceperf references build --only jitter`"
+        )
 
 
 def weight_mismatches(reference: ReferenceSet, manifest: Manifest) -> list[str]:
@@ -181,16 +272,21 @@ def weight_mismatches(reference: ReferenceSet, manifest: Manifest) -> list[str]:
 
 
 def check_weights(reference: ReferenceSet, artifacts: Path) -> None:
-    """Raise ReferenceError, saying how to rebuild, when ``artifacts`` use other weights."""
-    mismatches = weight_mismatches(reference, read_manifest(artifacts))
-    if mismatches:
-        raise ReferenceError(
-            f"{reference_path(reference.subject)} was built from other weights than the "
-            f"artifacts in {artifacts} ({'; '.join(mismatches)}): comparing them would only "
-            f"list differences. Rebuild the references from your weights with `faceperf "
-            f"references build --artifacts {artifacts}` (after `faceperf artifacts build`), "
-            "review, and commit them"
-        )
+    """Raise ReferenceError, saying how to rebuild, when ``artifacts`` use other weights than
+    ``reference`` (or its jitter reference) was built from."""
+    manifest = read_manifest(artifacts)
+    for part in (reference, reference.jitter):
+        if part is None:
+            continue
+        mismatches = weight_mismatches(part, manifest)
+        if mismatches:
+            raise ReferenceError(
+                f"{reference_path(part.subject, kind=part.kind)} was built from other weights "
+                f"than the artifacts in {artifacts} ({'; '.join(mismatches)}): comparing them "
+                f"would only list differences. Rebuild the references from your weights with "
+                f"`faceperf references build --artifacts {artifacts}` (after `faceperf artifacts "
+                "build`), review, and commit them"
+            )
 
 
 def _label(weights: WeightSource) -> str:

@@ -4,7 +4,8 @@ verdict of each, computed once.
 Shared by the pytest suite (accuracy_tests/) and ``faceperf accuracy check``: both judge a model's
 conformance with ``AccuracySession.conformance`` and a subject's outputs with
 ``AccuracySession.result`` (``check`` gives both for one subject and variant): against the
-references (compare.py) and within their absolute ranges (ranges.py). Anything that
+references (compare.py), within their absolute ranges (ranges.py) and, for RetinaFace and STAR,
+by the jitter of their answers on still and slowly moving clips (jitter.py). Anything that
 makes a check meaningless (a model or variant the candidate lacks, Core ML off macOS, an
 artifact that fails its file check) becomes a skip with its reason; a candidate the runner
 refuses (ONNX Runtime cannot load it, its tensors are not the declared ones) fails that subject
@@ -17,9 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceperf.accuracy.cases import SUBJECT_MODELS, SUBJECTS, Candidate, run_subject
-from faceperf.accuracy.compare import Measurement, OutputMismatchError, compare, unjudged_checks
+from faceperf.accuracy.compare import (
+    JITTER,
+    Measurement,
+    OutputMismatchError,
+    compare,
+    unjudged_checks,
+)
+from faceperf.accuracy.jitter import measure_jitter
 from faceperf.accuracy.ranges import judge_ranges
-from faceperf.accuracy.references import ReferenceSet, check_weights, read_reference
+from faceperf.accuracy.references import (
+    JITTER_SUBJECTS,
+    ReferenceSet,
+    check_weights,
+    read_reference,
+)
 from faceperf.accuracy.tolerances import Tolerances, load_tolerances
 from faceperf.artifacts.conformance import Finding, check_artifact
 from faceperf.artifacts.layout import Variant
@@ -108,22 +121,38 @@ class SubjectCheck:
 
 
 def judge_subject(
-    subject: str, candidate: Candidate, reference: ReferenceSet, tolerances: Tolerances
+    subject: str,
+    candidate: Candidate,
+    reference: ReferenceSet,
+    tolerances: Tolerances,
+    with_jitter: bool = True,
 ) -> SubjectResult:
     """Run ``subject``'s cases on ``candidate``, measure them against ``reference`` and within
-    their ranges; a refusal of the candidate's artifacts (``CANDIDATE_REFUSALS``) is the result,
-    not raised."""
+    their ranges, and its jitter clips against the reference's jitter (jitter.py; not with
+    ``with_jitter`` False: the fault catalogue runs them only for the faults that name them,
+    as they cost STAR 36 calls); a refusal of the candidate's artifacts
+    (``CANDIDATE_REFUSALS``) is the result, not raised."""
+    unjudged = unjudged_checks(reference)
+    if not with_jitter:
+        unjudged.pop(JITTER, None)
+    elif subject in JITTER_SUBJECTS and reference.jitter is None:
+        # read_reference always brings it: only a reference built or made without it lacks it
+        unjudged[JITTER] = (
+            f"no jitter references for {subject}; build them with `faceperf references build "
+            "--only jitter`"
+        )
+    shaken = with_jitter and reference.jitter is not None and JITTER not in unjudged
     try:
         outputs = run_subject(subject, candidate)
         measurements = compare(subject, candidate.variant, reference, outputs, tolerances)
+        # Judged even where a check against the reference is not (an untrained detector's
+        # detections): a range holds whatever the weights.
+        measurements += judge_ranges(subject, candidate.variant, outputs, tolerances)
+        if shaken:
+            measurements += measure_jitter(subject, candidate, reference.jitter, tolerances)
     except CANDIDATE_REFUSALS as err:
         return SubjectResult(subject, candidate.variant, refused=str(err))
-    # Judged even where a check against the reference is not (an untrained detector's
-    # detections): a range holds whatever the weights.
-    measurements += judge_ranges(subject, candidate.variant, outputs, tolerances)
-    return SubjectResult(
-        subject, candidate.variant, tuple(measurements), unjudged=unjudged_checks(reference)
-    )
+    return SubjectResult(subject, candidate.variant, tuple(measurements), unjudged=unjudged)
 
 
 class AccuracySession:

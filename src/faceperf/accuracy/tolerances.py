@@ -3,7 +3,9 @@
 Every limit is a number for all variants, or a table with one number per variant
 (``{ optimized = 80, optimized_fp16 = 40, coreml = 30 }``). The ``[ranges]`` section holds the
 absolute ranges of the models' outputs (faceperf.accuracy.ranges) the same way, each a
-``[low, high]`` pair instead of a number. Unknown sections or keys, missing limits and values of
+``[low, high]`` pair instead of a number. The ``[jitter]`` margins are relative: each becomes a
+``ParityLimit``, a ceiling of the reference's own value plus that many percent of it
+(faceperf.accuracy.jitter). Unknown sections or keys, missing limits and values of
 the wrong type are errors naming the file and the key: a typo must not silently loosen a limit.
 """
 
@@ -47,6 +49,28 @@ class Limit:
     def severity(self, value: float) -> float:
         """How far ``value`` lies beyond the bound (> 0: it fails): the larger, the worse."""
         return self.bound - value if self.lower else value - self.bound
+
+
+@dataclass(frozen=True)
+class ParityLimit(Limit):
+    """A ceiling set by the reference's own value: ``reference`` plus ``margin_pct`` % of it."""
+
+    reference: float = 0.0
+    margin_pct: float = 0.0
+
+    def describe(self) -> str:
+        return (
+            f"<= {self.bound:.4g}{self.unit}: reference {self.reference:.4g}{self.unit} "
+            f"+ {self.margin_pct:g} %"
+        )
+
+    def severity(self, value: float) -> float:
+        """How far beyond the bound, relative to it: each case has a bound of its own, so the
+        worst case is the nearest its own limit, not the largest value. NaN (nothing to
+        measure) is the worst of all."""
+        if math.isnan(value):
+            return math.inf
+        return (value - self.bound) / self.bound if self.bound > 0 else value - self.bound
 
 
 @dataclass(frozen=True)
@@ -118,7 +142,14 @@ _SCHEMA: dict[str, dict[str, tuple[bool, str]]] = {
         "emotion_agreement": (True, ""),
         "emotion_margin": (False, ""),
     },
+    # How much more a candidate may jitter than the reference, in % of the reference's jitter.
+    "jitter": {
+        "landmarks_margin_pct": (False, " %"),
+        "boxes_margin_pct": (False, " %"),
+    },
 }
+# section -> unit of the values its parity margins bound (jitter: % of a face scale)
+_PARITY_UNITS = {"jitter": " %"}
 RANGES_SECTION = "ranges"
 # [ranges] key -> unit of its bounds. faceperf.accuracy.ranges says which output each judges.
 _RANGE_UNITS: dict[str, str] = {
@@ -150,6 +181,16 @@ class Tolerances:
 
     def value(self, section: str, key: str, variant: str) -> float:
         return self.limit(section, key, variant).bound
+
+    def parity(
+        self, section: str, key: str, variant: str, metric: str, reference: float
+    ) -> ParityLimit:
+        """The ceiling ``reference`` x (1 + margin / 100), the margin being ``[section] key``
+        for ``variant``; the limit's unit is the measured value's, not the margin's."""
+        margin = self.value(section, key, variant)
+        bound = reference * (1.0 + margin / 100.0)
+        unit = _PARITY_UNITS.get(section, "")
+        return ParityLimit(metric, bound, False, unit, reference=reference, margin_pct=margin)
 
     def bounds(self, key: str, variant: str) -> Bounds:
         """The ``[ranges]`` bounds ``key`` sets for ``variant``."""

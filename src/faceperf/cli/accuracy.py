@@ -30,6 +30,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_artifacts(build)
     add_subjects(build)
     build.add_argument("--out", type=Path, default=None, help="default: fixtures/references")
+    build.add_argument(
+        "--only",
+        choices=("outputs", "jitter"),
+        default=None,
+        help="build only the per-case outputs (<subject>.npz) or only the jitter clips' "
+        "references (jitter/<subject>.npz, RetinaFace and STAR); default: both",
+    )
     build.set_defaults(func=_references_build)
 
     accuracy = commands.add_parser("accuracy", help="check candidates against the references")
@@ -102,14 +109,31 @@ def _add_localize(sub: argparse._SubParsersAction) -> None:
 
 def _references_build(args: argparse.Namespace) -> int:
     from faceperf.accuracy.cases import SUBJECTS
-    from faceperf.accuracy.references import build_reference, reference_path, write_reference
+    from faceperf.accuracy.references import (
+        JITTER,
+        JITTER_SUBJECTS,
+        OUTPUTS,
+        build_jitter_reference,
+        build_reference,
+        reference_path,
+        write_reference,
+    )
 
     for subject in args.subjects or SUBJECTS:
-        reference = build_reference(subject, args.artifacts)
-        path = reference_path(subject, args.out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_reference(reference, path)
-        print(f"{path}: {len(reference.outputs)} cases from {args.artifacts}")
+        built = []
+        if args.only != JITTER:
+            reference = build_reference(subject, args.artifacts, with_jitter=args.only != OUTPUTS)
+            built += [part for part in (reference, reference.jitter) if part is not None]
+        elif subject in JITTER_SUBJECTS:
+            built.append(build_jitter_reference(subject, args.artifacts))
+        else:
+            print(f"{subject}: no jitter check, nothing to build")
+        for part in built:
+            path = reference_path(subject, args.out, part.kind)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_reference(part, path)
+            what = "cases" if part.kind == OUTPUTS else "jitter clips"
+            print(f"{path}: {len(part.outputs)} {what} from {args.artifacts}")
     return EXIT_OK
 
 
@@ -190,7 +214,7 @@ def _faults(args: argparse.Namespace) -> int:
 
 
 def _fault_line(result: FaultResult) -> str:
-    said = "caught" if result.caught else "NOT CAUGHT"
+    said = {Verdict.PASS: "caught", Verdict.SKIPPED: "skipped"}.get(result.verdict, "NOT CAUGHT")
     return f"{result.fault:18} {result.subject:10} {said}: {result.describe()}"
 
 
@@ -204,6 +228,8 @@ def _fault_row(result: FaultResult) -> dict:
         "missed": [str(catch) for catch in result.missed()],
         "by": result.caught_by(),
         "error": result.error,
+        "untrained": result.untrained,
+        "measured": result.measured_text(),
     }
 
 
