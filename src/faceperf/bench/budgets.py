@@ -62,6 +62,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypeVar
 
+from faceperf.bench.ab.modes import AB_MODES
 from faceperf.bench.calibration import CalibratedTiming
 from faceperf.bench.errors import BudgetsError
 from faceperf.bench.gate.storage import find_by_benchmark_name
@@ -85,7 +86,7 @@ _TOP_KEYS = (
     "speedup_floor",
     "computeplan",
 )
-_AB_KEYS = ("default_threshold", "load_threshold", "thresholds", "memory")
+_AB_KEYS = ("default_threshold", "load_threshold", "thresholds", "memory", "default_mode", "modes")
 _AB_MEMORY_KEYS = ("threshold", "min_mib", "thresholds")
 MEMORY_LIMIT_KEYS = ("max_peak_mib", "max_added_mib")
 _MEMORY_BUDGET_KEYS = ("profile", "subject", "variant", *MEMORY_LIMIT_KEYS, "reason")
@@ -333,6 +334,9 @@ class Budgets:
         ab_memory: the merge gate's memory threshold for benchmarks without an override.
         ab_memory_thresholds: benchmark name or ``*`` pattern → its memory threshold's fraction.
         memory_budgets: the memory budgets, in file order.
+        ab_default_mode: how the merge gate takes a benchmark's rounds unless ``ab_modes`` says
+            otherwise: ``alternating`` (one process, ABBA) or ``duet`` (two pinned workers).
+        ab_modes: benchmark name or ``*`` pattern → its mode.
     """
 
     source: str
@@ -347,8 +351,14 @@ class Budgets:
     ab_memory: MemoryThreshold = field(default_factory=MemoryThreshold)
     ab_memory_thresholds: Mapping[str, float] = field(default_factory=dict)
     memory_budgets: tuple[MemoryBudget, ...] = ()
+    ab_default_mode: str = AB_MODES[0]
+    ab_modes: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name, mode in {"[ab] default_mode": self.ab_default_mode, **self.ab_modes}.items():
+            if mode not in AB_MODES:
+                raise ValueError(f"mode of {name}: {mode!r}; expected one of {', '.join(AB_MODES)}")
+        object.__setattr__(self, "ab_modes", MappingProxyType(dict(self.ab_modes)))
         _check_threshold("default_threshold", self.default_threshold)
         _check_threshold("ab default_threshold", self.ab_default_threshold)
         _check_threshold("ab load_threshold", self.ab_load_threshold)
@@ -387,6 +397,12 @@ class Budgets:
         exact name, else the longest matching ``*`` pattern, else the default."""
         override = _by_name_or_pattern(self.ab_thresholds, name)
         return self.ab_default_threshold if override is None else override
+
+    def ab_mode_for(self, name: str) -> str:
+        """How the merge gate takes a benchmark's rounds by default (``alternating`` or
+        ``duet``): its exact name, else the longest matching ``*`` pattern, else the default."""
+        override = _by_name_or_pattern(self.ab_modes, name)
+        return self.ab_default_mode if override is None else override
 
     def ab_memory_threshold_for(self, name: str) -> MemoryThreshold:
         """The merge gate's memory threshold of a benchmark (``pipeline``, ``star-optimized``):
@@ -504,6 +520,13 @@ def _parse(document: dict[str, object], source: str) -> Budgets:
     for name, value in ab_thresholds.items():
         _wrap(_check_threshold, source, f"[ab.thresholds] {name!r}", value)
     memory, memory_thresholds = _ab_memory(_table(ab, "memory", source), source)
+    modes = {"[ab] default_mode": ab.get("default_mode", AB_MODES[0])}
+    modes.update({f"[ab.modes] {k!r}": v for k, v in _table(ab, "modes", source).items()})
+    for where, mode in modes.items():
+        if mode not in AB_MODES:
+            raise BudgetsError(
+                f"{source}: {where} = {mode!r}: expected one of {', '.join(map(repr, AB_MODES))}"
+            )
     return Budgets(
         source,
         default_threshold,
@@ -517,6 +540,8 @@ def _parse(document: dict[str, object], source: str) -> Budgets:
         ab_memory=memory,
         ab_memory_thresholds=memory_thresholds,
         memory_budgets=_memory_budgets(document.get("memory_budget", []), source),
+        ab_default_mode=ab.get("default_mode", AB_MODES[0]),
+        ab_modes=_table(ab, "modes", source),
     )
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from faceperf.bench.ab.modes import AB_MODES, AUTO
 from faceperf.cli.exits import EXIT_INTERRUPTED
 from faceperf.cli.options import add_accept, add_json, add_models, add_threads, add_variants
 from faceperf.options import add_artifacts, add_backend, at_least, fraction, positive_seconds
@@ -25,8 +26,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     ab = commands.add_parser(
         "ab",
         help="merge gate: candidate artifacts against reference artifacts, interleaved",
-        description="Time the candidate's artifacts against the reference's in one process, "
-        "alternating in randomly ordered rounds, and judge each benchmark slower / same / "
+        description="Time the candidate's artifacts against the reference's, alternating in "
+        "randomly ordered rounds in one process or at the same moment on two pinned cores "
+        "(--mode), and judge each benchmark slower / same / "
         "faster / undecided; measure each benchmark's peak memory (fresh processes) and its "
         "artifact's size, and judge them larger / same / smaller. Exit 1 on a slower or larger "
         "benchmark, 2 on bad input.",
@@ -59,6 +61,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=positive_seconds,
         default=None,
         help="time budget of the measuring in seconds (default 180)",
+    )
+    ab.add_argument(
+        "--mode",
+        choices=(AUTO, *AB_MODES),
+        default=AUTO,
+        help="how rounds are taken: alternating (one process, one core), duet (both sides at "
+        "once in two processes pinned to two cores; Linux, ort-cpu, one thread), or auto "
+        "(each benchmark's mode from budgets.toml [ab.modes]; default)",
     )
     ab.add_argument(
         "--cold-load",
@@ -122,6 +132,7 @@ def _ab(args: argparse.Namespace) -> int:
         threads=args.threads,
         cold_load=args.cold_load,
         memory=not args.no_memory,
+        mode=args.mode,
     )
     try:
         result = run_ab(

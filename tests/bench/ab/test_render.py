@@ -83,3 +83,19 @@ def test_json_keeps_raw_samples_and_has_no_infinity():
 def test_the_plot_is_written(tmp_path):
     plot(_result(), tmp_path / "ab.png")
     assert (tmp_path / "ab.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_summary_says_which_benchmarks_ran_in_a_duet_and_why_none_did():
+    env = {
+        "modes": {"star-optimized": "duet", "mtl-optimized": "alternating", "pipeline": "duet"},
+        "duet_cores": [0, 1],
+    }
+    text = markdown(_result(environment=env))
+    assert "rounds alternate reference and candidate" in text
+    assert "on cores 0 and 1, swapped within every round" in text
+    assert "weighs on both: star-optimized, pipeline." in text
+    all_duet = markdown(_result(environment={**env, "modes": {"star-optimized": "duet"}}))
+    assert "rounds alternate" not in all_duet
+    refused = {"modes": {"star-optimized": "alternating"}, "duet_unavailable": "one core"}
+    text = markdown(_result(environment=refused))
+    assert "no duet here, every benchmark alternating: one core." in text

@@ -83,8 +83,8 @@ def test_unchanged_is_same_and_a_borderline_change_takes_more_looks():
         clock=time.clock,
     )
     same, edge = run.outcomes
-    assert same.verdict is Verdict.SAME and same.looks == 1
-    assert edge.looks > 1
+    assert same.verdict is Verdict.SAME and same.looks <= 2
+    assert edge.looks > same.looks
 
 
 def test_the_time_budget_stops_the_run_and_keeps_what_was_measured():

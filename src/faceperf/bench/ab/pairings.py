@@ -31,6 +31,8 @@ import numpy as np
 
 from faceperf.artifacts.layout import VARIANTS, Variant
 from faceperf.artifacts.manifest import Manifest, read_manifest
+from faceperf.bench.ab.duet import CANDIDATE, REFERENCE, DuetWorkers
+from faceperf.bench.ab.modes import AB_MODES, AUTO
 from faceperf.bench.ab.sequential import Pairing
 from faceperf.errors import ArtifactError
 from faceperf.fixtures import faces as fixture_faces
@@ -71,6 +73,8 @@ class AbRequest:
         cold_load: also judge session creation per model and variant (off by default: it
             costs a third of the run, and session creation is judged by the speedup floors).
         memory: also judge every benchmark's peak memory and artifact size (bench/ab/footprint).
+        mode: how rounds are taken: ``alternating``, ``duet``, or ``auto`` (each benchmark's
+            mode from budgets.toml ``[ab.modes]``; alternating where a duet is unavailable).
     """
 
     reference: Path
@@ -81,8 +85,11 @@ class AbRequest:
     threads: int = 1
     cold_load: bool = False
     memory: bool = True
+    mode: str = AUTO
 
     def __post_init__(self) -> None:
+        if self.mode not in (AUTO, *AB_MODES):
+            raise ValueError(f"mode {self.mode!r}: expected one of {AUTO}, {', '.join(AB_MODES)}")
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
             raise ValueError(
@@ -179,36 +186,46 @@ def pairings(
     request: AbRequest,
     names: Sequence[str],
     thresholds: Callable[[str], float],
+    workers: DuetWorkers | None = None,
 ) -> list[Pairing]:
-    """Open both sides of every named benchmark (sessions, inputs) and return the calls.
+    """Open both sides of every named benchmark (sessions, inputs) and return the calls: in this
+    process (alternating), or, for the names ``workers`` holds, in its two workers (duet).
 
     Every artifact is checked against its manifest's sha256 as it is opened.
     """
-    return [Pairing(name, *_calls(request, name), threshold=thresholds(name)) for name in names]
+    found = []
+    for name in names:
+        if workers is not None and name in workers.names:
+            calls = workers.call(name, REFERENCE), workers.call(name, CANDIDATE)
+            together = workers.together(name)
+        else:
+            calls = side_call(request, name, REFERENCE), side_call(request, name, CANDIDATE)
+            together = None
+        found.append(Pairing(name, *calls, threshold=thresholds(name), together=together))
+    return found
 
 
-def _calls(request: AbRequest, name: str) -> tuple[Callable[[], object], Callable[[], object]]:
+def side_call(request: AbRequest, name: str, side: int) -> Callable[[], object]:
+    """One side's call of benchmark ``name`` (``REFERENCE`` or ``CANDIDATE``), opened (and
+    checked against its manifest's sha256) now. Both sides' inputs are made the same way, from
+    the fixtures, so they are equal whichever process makes them."""
+    directory = _sides(request)[side]
     if name == MTCNN:
-        frames = _mtcnn_frames()
-        make = partial(_mtcnn_call, request, frames=frames)
+        make = partial(_mtcnn_call, request, frames=_mtcnn_frames())
         copies = COMPOSITE_SESSIONS
     elif name == PIPELINE:
-        frames = _pipeline_frames()
-        make = partial(_pipeline_call, request, frames=frames)
+        make = partial(_pipeline_call, request, frames=_pipeline_frames())
         copies = COMPOSITE_SESSIONS
     elif is_load(name):
         model, variant = name.removesuffix(LOAD_SUFFIX).rsplit("-", 1)
         # Every call creates a fresh session: no placement to rotate.
-        return tuple(_load_call(request, d, model, variant) for d in _sides(request))
+        return _load_call(request, directory, model, variant)
     else:
         model, variant = name.rsplit("-", 1)
         feeds = _feeds(model, variant)
         make = partial(_inference_call, request, model=model, variant=variant, feeds=feeds)
         copies = MODEL_SESSIONS
-    return tuple(
-        _rotating([make(d) for _ in range(copies)], seed=f"{name}/{side}")
-        for side, d in enumerate(_sides(request))
-    )
+    return _rotating([make(directory) for _ in range(copies)], seed=f"{name}/{side}")
 
 
 def _rotating(calls: list[Callable[[], object]], seed: str) -> Callable[[], object]:

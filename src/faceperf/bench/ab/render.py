@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from faceperf.bench.ab.footprint import size_name
+from faceperf.bench.ab.modes import DUET
 from faceperf.bench.ab.result import AbResult
 from faceperf.bench.ab.sequential import Outcome
 from faceperf.bench.memory.compare import MIB, MemoryChange
@@ -60,7 +61,7 @@ def ab_section(
     rows += [_one_side(name, Verdict.ADDED, "candidate only") for name in result.added]
     rows += [_one_side(name, Verdict.REMOVED, "reference only") for name in result.removed]
     env = result.environment
-    notes = [_METHOD]
+    notes = _method_notes(env)
     if result.memory or result.sizes:
         notes.append(_FOOTPRINT)
     if result.timed_out:
@@ -83,6 +84,23 @@ def ab_section(
         detail=detail,
         strict=strict,
     )
+
+
+def _method_notes(env: dict) -> list[str]:
+    """How the rounds were taken: which benchmarks in a duet, and why none was where one was
+    wanted."""
+    modes = env.get("modes") or {}
+    duet = [name for name, mode in modes.items() if mode == DUET]
+    notes = [_METHOD] if len(duet) < len(modes) or not modes else []
+    if duet:
+        cores = env.get("duet_cores", ["?", "?"])
+        notes.append(
+            f"in a duet, both sides run at the same moment on cores {cores[0]} and {cores[1]}, "
+            f"swapped within every round, so machine load weighs on both: {', '.join(duet)}."
+        )
+    if env.get("duet_unavailable"):
+        notes.append(f"no duet here, every benchmark alternating: {env['duet_unavailable']}.")
+    return notes
 
 
 def not_run_section(reason: str) -> Section:

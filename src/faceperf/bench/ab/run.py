@@ -4,17 +4,20 @@ in one piece."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import platform
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from faceperf.artifacts.manifest import Manifest, manifest_path
 from faceperf.bench.ab import render
+from faceperf.bench.ab.duet import DuetWorkers, duet_unavailable
 from faceperf.bench.ab.footprint import footprint_names, measure_memory, size_changes
+from faceperf.bench.ab.modes import ALTERNATING, AUTO, DUET
 from faceperf.bench.ab.pairings import (
     COMPOSITES,
     AbRequest,
@@ -78,17 +81,26 @@ def run_ab(
                 f"--accept {', '.join(map(repr, unknown))}: not a benchmark of this run "
                 f"(judged: {', '.join(known) or 'none'})"
             )
+    modes, why_not_duet = choose_modes(request, budgets, matched.judged)
+    in_duet = [name for name in matched.judged if modes[name] == DUET]
     # Opening both sides checks every artifact's sha256 and the backend first, so a broken
     # input is one line naming it before anything is measured.
-    calls = pairings(request, matched.judged, lambda name: threshold_of(budgets, name))
-    memory, sizes = (), ()
-    if request.memory:
-        # Before the timing: the children then share the machine with no timed call.
-        if say is not None:
-            say(f"faceperf ab: memory and size of {len(matched.judged)} benchmarks, both sides")
-        sizes = size_changes(request, matched.judged)
-        memory = measure_memory(request, matched.judged, budgets.ab_memory_threshold_for)
-    measured = measure_sequential(calls, max_time_s, seed=seed, clock=clock, on_look=on_look)
+    with DuetWorkers(request, in_duet) if in_duet else contextlib.nullcontext() as workers:
+        calls = pairings(request, matched.judged, lambda name: threshold_of(budgets, name), workers)
+        memory, sizes = (), ()
+        if request.memory:
+            # Before the timing: the children then share the machine with no timed call.
+            if say is not None:
+                say(f"faceperf ab: memory and size of {len(matched.judged)} benchmarks, both sides")
+            sizes = size_changes(request, matched.judged)
+            memory = measure_memory(request, matched.judged, budgets.ab_memory_threshold_for)
+        measured = measure_sequential(calls, max_time_s, seed=seed, clock=clock, on_look=on_look)
+    env = environment(request, seed, max_time_s)
+    env["modes"] = modes
+    if why_not_duet is not None:
+        env["duet_unavailable"] = why_not_duet
+    if in_duet:
+        env["duet_cores"] = list(workers.cores)
     return AbResult(
         outcomes=measured.outcomes,
         added=matched.added,
@@ -96,7 +108,7 @@ def run_ab(
         accepted=accepted or {},
         timed_out=measured.timed_out,
         elapsed_s=measured.elapsed_s,
-        environment=environment(request, seed, max_time_s),
+        environment=env,
         sides={
             "reference": side_fingerprint(request.reference, reference),
             "candidate": side_fingerprint(request.candidate, candidate),
@@ -104,6 +116,35 @@ def run_ab(
         memory=memory,
         sizes=sizes,
     )
+
+
+def choose_modes(
+    request: AbRequest, budgets: Budgets, names: Sequence[str]
+) -> tuple[dict[str, str], str | None]:
+    """Each benchmark's mode, and why none is a duet when one was wanted but is unavailable.
+
+    ``request.mode`` ``auto`` takes each benchmark's mode from budgets.toml; where a duet is
+    unavailable (duet.duet_unavailable) those benchmarks are measured alternating and the
+    reason is returned. Session creation (``-load``) is always alternating: two sessions created
+    at once compete for the memory bus more than they share noise.
+
+    Raises:
+        FaceperfError: ``duet`` was asked for explicitly and is unavailable here.
+    """
+    wanted = {
+        name: ALTERNATING
+        if is_load(name)
+        else (budgets.ab_mode_for(name) if request.mode == AUTO else request.mode)
+        for name in names
+    }
+    if DUET not in wanted.values():
+        return wanted, None
+    unavailable = duet_unavailable(request)
+    if unavailable is None:
+        return wanted, None
+    if request.mode == DUET:
+        raise FaceperfError(f"--mode duet: {unavailable}")
+    return dict.fromkeys(names, ALTERNATING), unavailable
 
 
 def explain_slower(

@@ -11,7 +11,9 @@ yields one ratio: the candidate's two samples over the reference's two. Within a
 runs once first and once second, so an order effect (the second of two session creations reuses
 the first one's freed memory; the first call after the other side's finds a cold cache) cancels
 inside every block instead of only on average, and a linear drift over the block adds the same
-to both sides.
+to both sides. In a duet (``Pairing.together``, duet.py) a round is two samples of both sides
+at once, on two cores, swapped between the two: the same ratio of sums, each side once on each
+core.
 """
 
 from __future__ import annotations
@@ -23,11 +25,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceperf.bench.ab.modes import ALTERNATING, DUET
 from faceperf.bench.ab.stats import LookSchedule, RatioInterval, judge, ratio_interval
 from faceperf.verdicts import Verdict
 
 Clock = Callable[[], float]
 Call = Callable[[], object]
+# (inner, swapped) -> (reference, candidate) seconds per call, both sides timed at the same
+# moment on two cores, swapped or not (duet.DuetWorkers.together).
+Together = Callable[[int, bool], tuple[float, float]]
 
 # A sample shorter than this is several calls timed together: a timer read costs tens of
 # nanoseconds and the scheduler's tick can land inside any call, so sub-millisecond calls timed
@@ -50,6 +56,8 @@ class Pairing:
         threshold: the relative change that matters for this benchmark.
         warmup: untimed calls of each side before the first round (beyond any warm-up the
             calls had when they were made).
+        together: set for a duet: times both sides at once, and every sample comes from it
+            (``reference`` and ``candidate`` then only warm up).
     """
 
     name: str
@@ -57,6 +65,12 @@ class Pairing:
     candidate: Call
     threshold: float
     warmup: int = 1
+    together: Together | None = None
+
+    @property
+    def mode(self) -> str:
+        """How its rounds are taken: ``duet`` or ``alternating``."""
+        return DUET if self.together is not None else ALTERNATING
 
 
 @dataclass
@@ -122,10 +136,15 @@ def calibrate_inner(call: Call, clock: Clock, min_sample_s: float = MIN_SAMPLE_S
     """Calls per sample so that one sample lasts at least ``min_sample_s``, from one timed call."""
     start = clock()
     call()
-    once = clock() - start
-    if once >= min_sample_s:
+    return inner_for(clock() - start, min_sample_s)
+
+
+def inner_for(once_s: float, min_sample_s: float = MIN_SAMPLE_S) -> int:
+    """Calls per sample so that one sample lasts at least ``min_sample_s``, for a call that
+    took ``once_s`` seconds."""
+    if once_s >= min_sample_s:
         return 1
-    return math.ceil(min_sample_s / max(once, 1e-7))
+    return math.ceil(min_sample_s / max(once_s, 1e-7))
 
 
 def first_look_rounds(call_s: float) -> int:
@@ -170,8 +189,12 @@ def measure_sequential(
         for _ in range(pairing.warmup):
             pairing.reference()
             pairing.candidate()
-        inner = calibrate_inner(pairing.reference, clock)
-        call_s = _sample(pairing.reference, inner, clock)
+        if pairing.together is None:
+            inner = calibrate_inner(pairing.reference, clock)
+            call_s = _sample(pairing.reference, inner, clock)
+        else:
+            inner = inner_for(pairing.together(1, False)[0])
+            call_s = pairing.together(inner, True)[0]
         extra = {} if looks is None else {"looks": looks}
         states.append(_Progress(pairing, LookSchedule(first_look_rounds(call_s), **extra), inner))
     while not timed_out and any(state.open for state in states):
@@ -198,6 +221,14 @@ def measure_sequential(
 
 def _round(state: _Progress, rng: np.random.Generator, clock: Clock) -> None:
     pairing = state.pairing
+    if pairing.together is not None:
+        # Each side once on each core, in a random order of the two arrangements.
+        first = bool(rng.random() < 0.5)
+        for swapped in (first, not first):
+            reference, candidate = pairing.together(state.inner, swapped)
+            state.reference_s.append(reference)
+            state.candidate_s.append(candidate)
+        return
     sides = [(pairing.reference, state.reference_s), (pairing.candidate, state.candidate_s)]
     if rng.random() < 0.5:
         sides.reverse()
@@ -216,7 +247,12 @@ def _judge(state: _Progress) -> None:
     # A look cut short by the time budget still counts as one of the schedule's looks, so its
     # share of the error rate is the same as a full one's.
     state.look += 1
-    state.interval = ratio_interval(state.reference_s, state.candidate_s, state.schedule.confidence)
+    # One ratio per round, of the round's sums: a per-sample ratio would keep what the round
+    # exists to cancel (which side ran first; in a duet, which side had the faster core) and
+    # count a round's two samples, taken at one moment, as two independent draws.
+    state.interval = ratio_interval(
+        block_sums(state.reference_s), block_sums(state.candidate_s), state.schedule.confidence
+    )
     state.verdict = judge(state.interval, state.pairing.threshold)
 
 
