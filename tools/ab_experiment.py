@@ -5,11 +5,17 @@
     python tools/ab_experiment.py slow --source DIR --out DIR --model star --convs 6 \
         [--variants optimized,baseline] [--tensor NAME]
     python tools/ab_experiment.py tally RUN_DIR...
+    python tools/ab_experiment.py segments RUN_DIR... --seconds 90 [--threshold 0.03]
 
 `runs` repeats `faceperf ab` (one fresh process each, as a user runs it) and keeps every run's
 ab.json; `slow` writes a copy of an artifact folder whose model carries k identity 1x1
 convolutions in the given variants (outputs unchanged, real extra work; bench/slowdown.py);
 `tally` counts verdicts per benchmark over runs and shows the spread of the measured ratios.
+`segments` cuts each benchmark's recorded rounds (a long recording, made with a threshold it
+cannot meet, e.g. `--threshold 0.001`) into consecutive stretches of about `--seconds` of
+measuring and replays the gate's sequential verdict on each (bench/ab/replay.py): as many
+"runs" of that length as the recording holds, in one process, which is cheaper than fresh runs
+but shares one process's session placement; the figures say which they are.
 What a slowdown really costs is measured with `faceperf ab --models M --threshold 0.001`: a
 threshold nothing meets keeps it measuring every look, so the ratio is as precise as it gets.
 Run on a quiet machine, one experiment at a time.
@@ -20,7 +26,9 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import math
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,6 +82,63 @@ def _tally(args: argparse.Namespace) -> None:
         )
 
 
+def _round_seconds(bench: dict, mode: str) -> list[float]:
+    """Each round's measuring time: four samples one after the other (alternating), or two
+    pairs side by side (duet: the slower side of each pair)."""
+    inner = bench["calls_per_sample"]
+    pairs = list(zip(bench["reference_s"], bench["candidate_s"], strict=True))
+    per_sample = [max(r, c) for r, c in pairs] if mode == "duet" else [r + c for r, c in pairs]
+    return [inner * (per_sample[i] + per_sample[i + 1]) for i in range(0, len(per_sample) - 1, 2)]
+
+
+def _segments(args: argparse.Namespace) -> None:
+    from faceperf.bench.ab.replay import Recorded, replay
+
+    print(
+        "| run | benchmark | mode | segments | slower | same | faster | undecided "
+        "| rounds to a decision (median) | per-round log-ratio SD |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for run in args.runs:
+        document = json.loads((run / "ab.json").read_text())
+        modes = document["environment"].get("modes", {})
+        for bench in document["benchmarks"]:
+            mode = modes.get(bench["name"], "alternating")
+            recorded = Recorded.from_json(bench)
+            seconds = _round_seconds(bench, mode)
+            counts: collections.Counter = collections.Counter()
+            decided_at = []
+            start, spent = 0, 0.0
+            for end, cost in enumerate(seconds, start=1):
+                spent += cost
+                if spent < args.seconds:
+                    continue
+                lo, hi = 2 * start, 2 * end
+                part = Recorded(
+                    recorded.name, recorded.threshold, recorded.schedule,
+                    recorded.reference_s[lo:hi], recorded.candidate_s[lo:hi], recorded.verdict,
+                )  # fmt: skip
+                found = replay(part, args.estimator, args.threshold)
+                counts[found.verdict.value] += 1
+                if found.decided:
+                    decided_at.append(found.rounds)
+                start, spent = end, 0.0
+            ratios = [
+                math.log((c1 + c2) / (r1 + r2))
+                for r1, r2, c1, c2 in zip(
+                    bench["reference_s"][::2], bench["reference_s"][1::2],
+                    bench["candidate_s"][::2], bench["candidate_s"][1::2], strict=True,
+                )
+            ]  # fmt: skip
+            sd = statistics.stdev(ratios) if len(ratios) > 1 else math.nan
+            median = statistics.median(decided_at) if decided_at else "-"
+            print(
+                f"| {run.name} | {bench['name']} | {mode} | {sum(counts.values())} | "
+                f"{counts['slower']} | {counts['same']} | {counts['faster']} | "
+                f"{counts['undecided']} | {median} | {sd:.4f} |"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -92,10 +157,16 @@ def main() -> None:
     slow.add_argument("--tensor", default=None, help="feature map (default: the widest)")
     tally = commands.add_parser("tally")
     tally.add_argument("runs", type=Path, nargs="+")
+    segments = commands.add_parser("segments")
+    segments.add_argument("runs", type=Path, nargs="+")
+    segments.add_argument("--seconds", type=float, required=True)
+    segments.add_argument("--threshold", type=float, default=None)
+    segments.add_argument("--estimator", default="sign")
     args = parser.parse_args()
     if getattr(args, "ab_args", None) and args.ab_args[0] == "--":
         args.ab_args = args.ab_args[1:]
-    {"runs": _runs, "slow": _slow, "tally": _tally}[args.command](args)
+    commands_by_name = {"runs": _runs, "slow": _slow, "tally": _tally, "segments": _segments}
+    commands_by_name[args.command](args)
 
 
 if __name__ == "__main__":
