@@ -73,6 +73,9 @@ EXPECTED = {
     # fails, as no per-face check does (the jitter check is the one meant to see it).
     "boxes_rounded": "rounded",
     "landmarks_rounded": "nothing",
+    # A pre-processing fault only faces narrower than 48 px take: the fixture faces localize
+    # runs on are all wider, so their inputs and every operation agree.
+    "small_faces_nearest": "nothing",
 }
 SWEEP = [
     pytest.param(fault.name, subject, id=f"{fault.name}-{subject}")

@@ -5,7 +5,8 @@ and emotion deltas) and on the SNR of its raw output tensors; the limits come fr
 tolerances file. Faces whose score or emotion sits within a small band of a decision threshold
 may legitimately flip under FP16 rounding, so they are not counted as disagreements; every other
 face is. (The ``ranges`` check judges the candidate's outputs alone, in ranges.py; the
-``jitter`` check runs clips of its own, in jitter.py.)
+``jitter`` check runs clips of its own, in jitter.py; the ``bins`` check faces at known sizes
+and poses, in bins.py.)
 """
 
 from __future__ import annotations
@@ -24,12 +25,17 @@ from faceperf.pipeline.mtcnn_detector import FACENET_DEFAULTS
 TENSORS, DETECTIONS, LANDMARKS, MULTITASK = "tensors", "detections", "landmarks", "multitask"
 RANGES = "ranges"  # the candidate's outputs within their absolute ranges (ranges.py)
 JITTER = "jitter"  # frame-to-frame trembling on still and slowly moving clips (jitter.py)
+BINS = "bins"  # accuracy per face size and pose (bins.py)
 CHECKS: dict[str, tuple[str, ...]] = {
-    "retinaface": (TENSORS, DETECTIONS, RANGES, JITTER),
-    "star": (TENSORS, LANDMARKS, RANGES, JITTER),
-    "mtl": (TENSORS, MULTITASK, RANGES),
-    "mtcnn": (TENSORS, DETECTIONS, RANGES),
+    "retinaface": (TENSORS, DETECTIONS, RANGES, JITTER, BINS),
+    "star": (TENSORS, LANDMARKS, RANGES, JITTER, BINS),
+    "mtl": (TENSORS, MULTITASK, RANGES, BINS),
+    "mtcnn": (TENSORS, DETECTIONS, RANGES, BINS),
 }
+# The checks that run frames of their own (STAR: 36 calls for the jitter clips, 20 for the
+# bins) on top of the fixture cases: the fault catalogue runs them only for the faults that
+# name them.
+COSTLY_CHECKS = (JITTER, BINS)
 # The score a detection must reach to be reported, per detector (the pipeline's defaults).
 DETECTION_CONFIDENCE = {"retinaface": 0.5, "mtcnn": FACENET_DEFAULTS.thresholds[2]}
 # A detection pairs with a reference face at this IoU; min_iou then judges how well it agrees.
@@ -90,6 +96,10 @@ def unjudged_checks(reference: ReferenceSet) -> dict[str, str]:
         unjudged[JITTER] = (
             "the RetinaFace surrogate finds no real face whose box could tremble; drop in the "
             "real checkpoint (weights/README.md) to gate box jitter"
+        )
+        unjudged[BINS] = (
+            "the RetinaFace surrogate finds no real face at any size or pose; drop in the real "
+            "checkpoint (weights/README.md) to gate detection per face size and pose"
         )
     return unjudged
 

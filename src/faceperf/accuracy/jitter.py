@@ -205,8 +205,17 @@ def measure_jitter(
     """Run ``subject``'s clips on ``candidate`` and judge its jitter against ``reference``, the
     subject's jitter reference (``ReferenceSet.jitter``, whose recipes ``read_reference`` has
     checked against today's clips)."""
+    return measure_jitter_outputs(subject, candidate, reference, tolerances)[0]
+
+
+def measure_jitter_outputs(
+    subject: str, candidate: Candidate, reference: ReferenceSet, tolerances: Tolerances
+) -> tuple[list[Measurement], Outputs]:
+    """``measure_jitter``'s measurements and the candidate's clip outputs they were judged on
+    (``run_jitter``'s), which the accuracy report draws without running the clips again."""
     star_boxes = None
     if subject == "star":
         star_boxes = {name: arrays["boxes"] for name, arrays in reference.outputs.items()}
     outputs = run_jitter(subject, candidate, star_boxes)
-    return judge_jitter(subject, candidate.variant, reference.outputs, outputs, tolerances)
+    found = judge_jitter(subject, candidate.variant, reference.outputs, outputs, tolerances)
+    return found, outputs

@@ -13,8 +13,12 @@ provenance plus ``"kind": "jitter"``, the clips' recipes and, for STAR, the Reti
 came from. It is a file of its own so that it can be built (``faceperf references build --only
 jitter``) without rewriting the per-case outputs: ONNX Runtime picks its kernels by the CPU's
 instruction set, so a rebuild on another machine moves every stored float by up to 1e-4 px.
-``read_reference`` reads both into one ``ReferenceSet`` and refuses a jitter reference built
-from other clip recipes than ``accuracy.clips`` has today.
+Every subject also has ``fixtures/references/bins/<subject>.npz``, in the same format: per face
+of each face-size and pose bin of ``accuracy.poses`` the baseline's answers (``accuracy.bins``),
+with the same provenance plus ``"kind": "bins"`` and the bins' recipes; a file of its own for
+the same reason (``faceperf references build --only bins``).
+``read_reference`` reads them into one ``ReferenceSet`` and refuses a jitter or bins reference
+built from other recipes than ``accuracy.clips`` and ``accuracy.poses`` have today.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceperf.accuracy import clips
+from faceperf.accuracy import clips, poses
 from faceperf.accuracy.cases import (
     SUBJECT_MODELS,
     Candidate,
@@ -47,8 +51,10 @@ from faceperf.weights.provenance import WeightSource
 
 REFERENCE_VARIANT = Variant.BASELINE
 FORMAT_VERSION = 1
-OUTPUTS, JITTER = "outputs", "jitter"  # the two kinds of reference file
+OUTPUTS, JITTER, BINS = "outputs", "jitter", "bins"  # the kinds of reference file
+KINDS = (OUTPUTS, JITTER, BINS)
 JITTER_SUBJECTS = ("retinaface", "star")
+BINS_SUBJECTS = tuple(SUBJECT_MODELS)
 _PROVENANCE = "provenance"
 _VERSIONED = ("numpy", "onnxruntime", "opencv-python-headless", "faceperf")
 
@@ -65,6 +71,7 @@ class ReferenceSet:
     outputs: Outputs
     provenance: dict
     jitter: ReferenceSet | None = None  # the jitter clips' reference (JITTER_SUBJECTS)
+    bins: ReferenceSet | None = None  # the face-size and pose bins' reference (BINS_SUBJECTS)
 
     @property
     def kind(self) -> str:
@@ -84,16 +91,22 @@ def references_dir() -> Path:
 
 
 def reference_path(subject: str, directory: Path | None = None, kind: str = OUTPUTS) -> Path:
-    """``<directory>/<subject>.npz``, or ``<directory>/jitter/<subject>.npz`` for ``JITTER``."""
+    """``<directory>/<subject>.npz``, or ``<directory>/<kind>/<subject>.npz`` for ``JITTER`` and
+    ``BINS``."""
     directory = directory or references_dir()
-    return (directory / JITTER if kind == JITTER else directory) / f"{subject}.npz"
+    return (directory if kind == OUTPUTS else directory / kind) / f"{subject}.npz"
 
 
 def build_reference(
-    subject: str, artifacts: Path, backend: str = "ort-cpu", with_jitter: bool = True
+    subject: str,
+    artifacts: Path,
+    backend: str = "ort-cpu",
+    with_jitter: bool = True,
+    with_bins: bool = True,
 ) -> ReferenceSet:
     """Run the baseline artifacts of ``subject`` from ``artifacts`` and collect the reference
-    (with its jitter reference, for ``JITTER_SUBJECTS``, unless ``with_jitter`` is False)."""
+    (with its jitter reference, for ``JITTER_SUBJECTS``, unless ``with_jitter`` is False, and
+    its bins reference unless ``with_bins`` is False)."""
     manifest = read_manifest(artifacts)
     outputs = run_subject(subject, Candidate(artifacts, REFERENCE_VARIANT, backend))
     if subject == "retinaface":
@@ -101,7 +114,8 @@ def build_reference(
     provenance = _provenance(subject, manifest, backend, list(outputs))
     shaken = with_jitter and subject in JITTER_SUBJECTS
     jitter = build_jitter_reference(subject, artifacts, backend) if shaken else None
-    return ReferenceSet(subject, outputs, provenance, jitter)
+    binned = build_bins_reference(subject, artifacts, backend) if with_bins else None
+    return ReferenceSet(subject, outputs, provenance, jitter, binned)
 
 
 def build_jitter_reference(subject: str, artifacts: Path, backend: str = "ort-cpu") -> ReferenceSet:
@@ -131,6 +145,29 @@ def build_jitter_reference(subject: str, artifacts: Path, backend: str = "ort-cp
     outputs = jitter.reference_outputs(subject, jitter.run_jitter(subject, baseline, boxes))
     provenance = {**_provenance(subject, manifest, backend, list(outputs)), **extra}
     return ReferenceSet(subject, outputs, provenance)
+
+
+def build_bins_reference(subject: str, artifacts: Path, backend: str = "ort-cpu") -> ReferenceSet:
+    """Run ``subject``'s face-size and pose bins on the baseline artifacts of ``artifacts``."""
+    # bins.py judges with compare.py, which reads this module's ReferenceSet: imported here.
+    from faceperf.accuracy import bins
+
+    if subject not in BINS_SUBJECTS:
+        raise KeyError(f"unknown accuracy subject {subject!r}; expected {', '.join(BINS_SUBJECTS)}")
+    manifest = read_manifest(artifacts)
+    baseline = Candidate(artifacts, REFERENCE_VARIANT, backend)
+    outputs = bins.reference_outputs(bins.run_bins(subject, baseline))
+    provenance = {
+        **_provenance(subject, manifest, backend, list(outputs)),
+        "kind": BINS,
+        "bins": _bin_recipes(),
+    }
+    return ReferenceSet(subject, outputs, provenance)
+
+
+def _bin_recipes() -> dict:
+    # through JSON, so that today's recipes compare equal to stored ones (tuples become lists)
+    return json.loads(json.dumps({r.name: poses.recipe_json(r) for r in poses.BINS}))
 
 
 def _provenance(subject: str, manifest: Manifest, backend: str, cases: list[str]) -> dict:
@@ -190,18 +227,23 @@ def write_reference(reference: ReferenceSet, path: Path) -> None:
 
 
 def read_reference(subject: str, directory: Path | None = None) -> ReferenceSet:
-    """Load ``<directory>/<subject>.npz`` (default: fixtures/references) and, for
-    ``JITTER_SUBJECTS``, its jitter reference ``<directory>/jitter/<subject>.npz``."""
+    """Load ``<directory>/<subject>.npz`` (default: fixtures/references), for
+    ``JITTER_SUBJECTS`` its jitter reference ``<directory>/jitter/<subject>.npz`` and, when it
+    exists, its bins reference ``<directory>/bins/<subject>.npz`` (without it the bins check is
+    not judged, saying how to build it: a folder of references made before the bins existed
+    still serves every other check)."""
     reference = _read(subject, directory, OUTPUTS)
     if subject in JITTER_SUBJECTS:
-        return replace(reference, jitter=_read(subject, directory, JITTER))
+        reference = replace(reference, jitter=_read(subject, directory, JITTER))
+    if subject in BINS_SUBJECTS and reference_path(subject, directory, BINS).exists():
+        reference = replace(reference, bins=_read(subject, directory, BINS))
     return reference
 
 
 def _read(subject: str, directory: Path | None, kind: str) -> ReferenceSet:
     path = reference_path(subject, directory, kind)
-    what = "reference outputs" if kind == OUTPUTS else "jitter references"
-    only = "" if kind == OUTPUTS else " --only jitter"
+    what = "reference outputs" if kind == OUTPUTS else f"{kind} references"
+    only = "" if kind == OUTPUTS else f" --only {kind}"
     if not path.exists():
         raise ReferenceError(
             f"{path}: no {what} for {subject}; build them with `faceperf references build{only}`"
@@ -231,6 +273,8 @@ def _read(subject: str, directory: Path | None, kind: str) -> ReferenceSet:
         )
     if kind == JITTER:
         _check_recipes(reference, path)
+    if kind == BINS:
+        _check_bin_recipes(reference, path)
     try:  # a malformed weights entry is named here, not deep inside a comparison
         reference.weights  # noqa: B018
     except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -257,6 +301,22 @@ def _check_recipes(reference: ReferenceSet, path: Path) -> None:
         )
 
 
+def _check_bin_recipes(reference: ReferenceSet, path: Path) -> None:
+    """A bins reference is only comparable on the frames it was built on: the same recipes
+    (poses.recipe_json) and every bin face. The frames' sha256 is stored but not checked, as
+    for the jitter clips."""
+    today = _bin_recipes()
+    stored = reference.provenance.get("bins") or {}
+    changed = sorted({*today, *stored} - {n for n in today if stored.get(n) == today[n]})
+    missing = [case for case in poses.case_names() if case not in reference.outputs]
+    if changed or missing:
+        raise ReferenceError(
+            f"{path}: built on other face-size and pose bins than faceperf.accuracy.poses makes "
+            f"today ({', '.join([*changed, *missing][:4])}: recipe changed or missing); rebuild "
+            "with `faceperf references build --only bins`"
+        )
+
+
 def weight_mismatches(reference: ReferenceSet, manifest: Manifest) -> list[str]:
     """One line per model whose weights in ``manifest`` differ from the reference's."""
     lines = []
@@ -273,9 +333,9 @@ def weight_mismatches(reference: ReferenceSet, manifest: Manifest) -> list[str]:
 
 def check_weights(reference: ReferenceSet, artifacts: Path) -> None:
     """Raise ReferenceError, saying how to rebuild, when ``artifacts`` use other weights than
-    ``reference`` (or its jitter reference) was built from."""
+    ``reference`` (or its jitter or bins reference) was built from."""
     manifest = read_manifest(artifacts)
-    for part in (reference, reference.jitter):
+    for part in (reference, reference.jitter, reference.bins):
         if part is None:
             continue
         mismatches = weight_mismatches(part, manifest)

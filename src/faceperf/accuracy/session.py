@@ -4,8 +4,9 @@ verdict of each, computed once.
 Shared by the pytest suite (accuracy_tests/) and ``faceperf accuracy check``: both judge a model's
 conformance with ``AccuracySession.conformance`` and a subject's outputs with
 ``AccuracySession.result`` (``check`` gives both for one subject and variant): against the
-references (compare.py), within their absolute ranges (ranges.py) and, for RetinaFace and STAR,
-by the jitter of their answers on still and slowly moving clips (jitter.py). Anything that
+references (compare.py), within their absolute ranges (ranges.py), for RetinaFace and STAR
+by the jitter of their answers on still and slowly moving clips (jitter.py), and per bin of face
+size and pose against the reference's answers there (bins.py). Anything that
 makes a check meaningless (a model or variant the candidate lacks, Core ML off macOS, an
 artifact that fails its file check) becomes a skip with its reason; a candidate the runner
 refuses (ONNX Runtime cannot load it, its tensors are not the declared ones) fails that subject
@@ -14,20 +15,25 @@ alone; weights that differ from the references' are an error with the way out.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faceperf.accuracy.cases import SUBJECT_MODELS, SUBJECTS, Candidate, run_subject
+from faceperf.accuracy.bins import measure_bins
+from faceperf.accuracy.cases import SUBJECT_MODELS, SUBJECTS, Candidate, Outputs, run_subject
 from faceperf.accuracy.compare import (
+    BINS,
+    COSTLY_CHECKS,
     JITTER,
     Measurement,
     OutputMismatchError,
     compare,
     unjudged_checks,
 )
-from faceperf.accuracy.jitter import measure_jitter
+from faceperf.accuracy.jitter import measure_jitter_outputs
 from faceperf.accuracy.ranges import judge_ranges
 from faceperf.accuracy.references import (
+    BINS_SUBJECTS,
     JITTER_SUBJECTS,
     ReferenceSet,
     check_weights,
@@ -94,6 +100,10 @@ class SubjectResult:
     skipped: str | None = None
     unjudged: dict[str, str] = field(default_factory=dict)  # check -> why it is not judged
     refused: str | None = None  # the runner's one-line reason, naming the file
+    # What the candidate answered, kept so that the accuracy report (report.py) draws it
+    # without running the models again: per case, and per jitter clip when the clips ran.
+    outputs: Outputs = field(default_factory=dict, repr=False, compare=False)
+    jitter_outputs: Outputs = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def failures(self) -> list[Measurement]:
@@ -125,23 +135,32 @@ def judge_subject(
     candidate: Candidate,
     reference: ReferenceSet,
     tolerances: Tolerances,
-    with_jitter: bool = True,
+    costly: Collection[str] = COSTLY_CHECKS,
 ) -> SubjectResult:
     """Run ``subject``'s cases on ``candidate``, measure them against ``reference`` and within
-    their ranges, and its jitter clips against the reference's jitter (jitter.py; not with
-    ``with_jitter`` False: the fault catalogue runs them only for the faults that name them,
-    as they cost STAR 36 calls); a refusal of the candidate's artifacts
+    their ranges, its jitter clips against the reference's jitter (jitter.py) and its face-size
+    and pose bins against the reference's answers there (bins.py). ``costly`` names which of
+    those two (``COSTLY_CHECKS``) to run: the fault catalogue runs them only for the faults
+    that name them, as they cost STAR 36 and 20 calls. A refusal of the candidate's artifacts
     (``CANDIDATE_REFUSALS``) is the result, not raised."""
     unjudged = unjudged_checks(reference)
-    if not with_jitter:
-        unjudged.pop(JITTER, None)
-    elif subject in JITTER_SUBJECTS and reference.jitter is None:
+    for check in COSTLY_CHECKS:
+        if check not in costly:
+            unjudged.pop(check, None)
+    if JITTER in costly and subject in JITTER_SUBJECTS and reference.jitter is None:
         # read_reference always brings it: only a reference built or made without it lacks it
         unjudged[JITTER] = (
             f"no jitter references for {subject}; build them with `faceperf references build "
             "--only jitter`"
         )
-    shaken = with_jitter and reference.jitter is not None and JITTER not in unjudged
+    if BINS in costly and subject in BINS_SUBJECTS and reference.bins is None:
+        unjudged[BINS] = (
+            f"no bins references for {subject}; build them with `faceperf references build "
+            "--only bins`"
+        )
+    shaken = JITTER in costly and reference.jitter is not None and JITTER not in unjudged
+    binned = BINS in costly and reference.bins is not None and BINS not in unjudged
+    jitter_outputs: Outputs = {}
     try:
         outputs = run_subject(subject, candidate)
         measurements = compare(subject, candidate.variant, reference, outputs, tolerances)
@@ -149,10 +168,22 @@ def judge_subject(
         # detections): a range holds whatever the weights.
         measurements += judge_ranges(subject, candidate.variant, outputs, tolerances)
         if shaken:
-            measurements += measure_jitter(subject, candidate, reference.jitter, tolerances)
+            shaking, jitter_outputs = measure_jitter_outputs(
+                subject, candidate, reference.jitter, tolerances
+            )
+            measurements += shaking
+        if binned:
+            measurements += measure_bins(subject, candidate, reference.bins, tolerances)
     except CANDIDATE_REFUSALS as err:
         return SubjectResult(subject, candidate.variant, refused=str(err))
-    return SubjectResult(subject, candidate.variant, tuple(measurements), unjudged=unjudged)
+    return SubjectResult(
+        subject,
+        candidate.variant,
+        tuple(measurements),
+        unjudged=unjudged,
+        outputs=outputs,
+        jitter_outputs=jitter_outputs,
+    )
 
 
 class AccuracySession:

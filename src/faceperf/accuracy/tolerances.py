@@ -5,7 +5,8 @@ Every limit is a number for all variants, or a table with one number per variant
 absolute ranges of the models' outputs (faceperf.accuracy.ranges) the same way, each a
 ``[low, high]`` pair instead of a number. The ``[jitter]`` margins are relative: each becomes a
 ``ParityLimit``, a ceiling of the reference's own value plus that many percent of it
-(faceperf.accuracy.jitter). Unknown sections or keys, missing limits and values of
+(faceperf.accuracy.jitter). The ``[bins]`` limits apply to each face-size and pose bin
+(faceperf.accuracy.bins). Unknown sections or keys, missing limits and values of
 the wrong type are errors naming the file and the key: a typo must not silently loosen a limit.
 """
 
@@ -146,6 +147,16 @@ _SCHEMA: dict[str, dict[str, tuple[bool, str]]] = {
     "jitter": {
         "landmarks_margin_pct": (False, " %"),
         "boxes_margin_pct": (False, " %"),
+    },
+    # Per face-size and pose bin (faceperf.accuracy.bins), each bin's worst face against the
+    # reference's answer on the same frames.
+    "bins": {
+        "nme_max_pct": (False, " %"),
+        "au_max_abs": (False, ""),
+        "gaze_max_deg": (False, " deg"),
+        "emotion_agreement": (True, ""),
+        "missed_max": (False, " faces"),
+        "iou_drop_max": (False, ""),
     },
 }
 # section -> unit of the values its parity margins bound (jitter: % of a face scale)

@@ -18,7 +18,7 @@ from faceperf.verdicts import EXIT_OK, Verdict, exit_code
 if TYPE_CHECKING:
     from faceperf.accuracy.faults import FaultResult
     from faceperf.accuracy.localize.result import Localization
-    from faceperf.accuracy.session import SubjectCheck
+    from faceperf.accuracy.session import AccuracySession, SubjectCheck
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -32,10 +32,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--out", type=Path, default=None, help="default: fixtures/references")
     build.add_argument(
         "--only",
-        choices=("outputs", "jitter"),
+        choices=("outputs", "jitter", "bins"),
         default=None,
-        help="build only the per-case outputs (<subject>.npz) or only the jitter clips' "
-        "references (jitter/<subject>.npz, RetinaFace and STAR); default: both",
+        help="build only the per-case outputs (<subject>.npz), only the jitter clips' "
+        "references (jitter/<subject>.npz, RetinaFace and STAR) or only the face-size and pose "
+        "bins' (bins/<subject>.npz); default: all three",
     )
     build.set_defaults(func=_references_build)
 
@@ -56,6 +57,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_backend(check, help="the backend of the ONNX variants (default ort-cpu)")
     check.add_argument(
         "--all", action="store_true", help="every measurement, not only the worst per metric"
+    )
+    # A folder, parsed as the artifact folders are (a Path); it must not exist yet.
+    add_artifacts(
+        check,
+        "--report",
+        help="write a new report folder of pictures (failing cases with the reference's and "
+        "the candidate's answers drawn over them, a contact sheet, the jitter tracks, "
+        "summary.md)",
+        unset="no pictures",
     )
     check.set_defaults(func=_check)
 
@@ -110,9 +120,10 @@ def _add_localize(sub: argparse._SubParsersAction) -> None:
 def _references_build(args: argparse.Namespace) -> int:
     from faceperf.accuracy.cases import SUBJECTS
     from faceperf.accuracy.references import (
+        BINS,
         JITTER,
         JITTER_SUBJECTS,
-        OUTPUTS,
+        build_bins_reference,
         build_jitter_reference,
         build_reference,
         reference_path,
@@ -121,25 +132,34 @@ def _references_build(args: argparse.Namespace) -> int:
 
     for subject in args.subjects or SUBJECTS:
         built = []
-        if args.only != JITTER:
-            reference = build_reference(subject, args.artifacts, with_jitter=args.only != OUTPUTS)
-            built += [part for part in (reference, reference.jitter) if part is not None]
-        elif subject in JITTER_SUBJECTS:
-            built.append(build_jitter_reference(subject, args.artifacts))
-        else:
+        if args.only is None:
+            reference = build_reference(subject, args.artifacts)
+            built += [p for p in (reference, reference.jitter, reference.bins) if p is not None]
+        elif args.only == JITTER and subject not in JITTER_SUBJECTS:
             print(f"{subject}: no jitter check, nothing to build")
+        elif args.only == JITTER:
+            built.append(build_jitter_reference(subject, args.artifacts))
+        elif args.only == BINS:
+            built.append(build_bins_reference(subject, args.artifacts))
+        else:
+            built.append(
+                build_reference(subject, args.artifacts, with_jitter=False, with_bins=False)
+            )
         for part in built:
             path = reference_path(subject, args.out, part.kind)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_reference(part, path)
-            what = "cases" if part.kind == OUTPUTS else "jitter clips"
+            what = {JITTER: "jitter clips", BINS: "bin faces"}.get(part.kind, "cases")
             print(f"{path}: {len(part.outputs)} {what} from {args.artifacts}")
     return EXIT_OK
 
 
 def _check(args: argparse.Namespace) -> int:
+    from faceperf.accuracy.report import refuse_existing
     from faceperf.accuracy.session import AccuracySession
 
+    if args.report is not None:
+        refuse_existing(args.report)  # before minutes of checks, not after
     session = AccuracySession(args.candidate, backend=args.backend)
     checks = []
     for subject in args.subjects or session.subjects():
@@ -155,7 +175,26 @@ def _check(args: argparse.Namespace) -> int:
         + (f": {', '.join(failing)}" if failing else "")
         + f"; {verdicts.count(Verdict.SKIPPED)} skipped"
     )
+    if args.report is not None:
+        _write_pictures(args.report, session, checks)
     return exit_code(verdicts)
+
+
+def _write_pictures(directory: Path, session: AccuracySession, checks: list[SubjectCheck]) -> None:
+    import time
+
+    from faceperf.accuracy.report import write_accuracy_report
+
+    judged = {c.accuracy.subject for c in checks if c.accuracy.outputs}
+    started = time.perf_counter()
+    written = write_accuracy_report(
+        directory, checks, {s: session.reference(s) for s in judged}, session.candidate
+    )
+    seconds = time.perf_counter() - started
+    print(
+        f"report: {written.summary} ({len(written.pictures)} pictures, "
+        f"{len(written.tracks)} jitter plots, drawn in {seconds:.1f} s)"
+    )
 
 
 def _check_text(check: SubjectCheck, every: bool) -> list[str]:
