@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 from faceperf.bench.ab.footprint import size_name
 from faceperf.bench.ab.sequential import Outcome
+from faceperf.bench.explain.coreml import NotExplained, PlanExplanation
 from faceperf.bench.explain.diff import Explanation
 from faceperf.bench.memory.compare import MemoryChange
 from faceperf.bench.memory.size import SizeChange
@@ -49,7 +50,9 @@ class AbResult:
     sides: Mapping[str, object] = field(default_factory=dict)
     memory: tuple[MemoryChange, ...] = ()
     sizes: tuple[SizeChange, ...] = ()
-    explanations: Mapping[str, tuple[Explanation, ...]] = field(default_factory=dict)
+    explanations: Mapping[str, tuple[Explanation | PlanExplanation | NotExplained, ...]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcomes", tuple(self.outcomes))

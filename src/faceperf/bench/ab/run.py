@@ -29,10 +29,12 @@ from faceperf.bench.ab.pairings import (
 from faceperf.bench.ab.result import AbResult
 from faceperf.bench.ab.sequential import Clock, Outcome, measure_sequential
 from faceperf.bench.budgets import Budgets
+from faceperf.bench.explain.coreml import explain_or_reason, per_call_ms
 from faceperf.bench.explain.run import explain_artifacts
 from faceperf.bench.hardware import detect_profile, runtime_versions
 from faceperf.errors import FaceperfError
 from faceperf.fileio import atomic_write_bytes, atomic_write_json, sha256_path
+from faceperf.runtime.backends import parse_backend
 from faceperf.verdicts import Verdict
 
 # With opening the sessions, a default run (12 models x variants, mtcnn, pipeline) stays within
@@ -155,8 +157,9 @@ def explain_slower(
     with ONNX Runtime's profiler (never in the timed runs: profiling adds its own cost).
 
     An artifact whose file is byte-identical on both sides is not profiled: nothing in it can
-    explain the slowdown. Core ML packages are not profiled here (bench/explain reads ONNX
-    Runtime's profiler; the compute plan's per-operation cost is macOS-only).
+    explain the slowdown. A Core ML package is not profiled (ORT's profiler cannot read it):
+    its compute plans are compared instead (bench/explain/coreml.py, macOS 14.4+); elsewhere
+    its explanation is a note saying why there is none.
     """
     if not any(o.verdict is Verdict.SLOWER for o in result.outcomes):
         return result  # nothing to explain: no manifest to read again
@@ -174,7 +177,18 @@ def explain_slower(
         found = []
         for model in models:
             before = reference.record(model, variant).sha256
-            if before == candidate.record(model, variant).sha256 or variant == "coreml":
+            if before == candidate.record(model, variant).sha256:
+                continue
+            if variant == "coreml":
+                # A composite's time is its models' together: no share of it is one model's.
+                alone = outcome.name not in COMPOSITES
+                measured = per_call_ms(outcome.reference_s, outcome.candidate_s) if alone else None
+                units = parse_backend(request.backend).compute_units
+                if say is not None:
+                    say(f"faceperf ab: explaining {outcome.name}: compute plans of {model}")
+                found.append(
+                    explain_or_reason(request.reference, request.candidate, model, measured, units)
+                )
                 continue
             if say is not None:
                 say(f"faceperf ab: explaining {outcome.name}: profiling {model}/{variant}")
