@@ -7,10 +7,11 @@ two halves; a 0.4 s STAR call or a whole pipeline frame is long enough for that 
 duet both halves run through the same moment, so a neighbour's burst, a frequency change or a
 host's steal weighs on both. Each worker opens every benchmark of its side once (sessions,
 inputs: the same calls the alternating mode makes, ``pairings.side_call``); then, for every
-sample, both are told their core, wait at a shared barrier and time ``inner`` calls. A round is
-two such samples, the cores swapped between them, so neither side owns the faster core and the
-round's ratio compares each side once on each core, as an ABBA block compares each side once
-first and once second.
+sample, both are told their core (a worker that moves runs one untimed call there first, to warm
+the new core's caches), wait at a shared barrier and time ``inner`` calls. A round is two such
+samples, the cores swapped between them, so neither side owns the faster core and the round's
+ratio compares each side once on each core, as an ABBA block compares each side once first and
+once second.
 
 One intra-op thread per session: ONNX Runtime then creates no intra-op pool (checked: a
 session of one thread adds no OS thread, one of two adds one), so there is no worker thread to
@@ -216,8 +217,13 @@ def _serve(
                 pipe.send(("done", None))
                 continue
             _, name, inner, core = message
-            os.sched_setaffinity(0, {core})
             call = calls[name]
+            if os.sched_getaffinity(0) != {core}:
+                os.sched_setaffinity(0, {core})
+                # The first call on a core it just moved to finds that core's caches cold: timed,
+                # it gave STAR's A/A round ratios an SD of 0.080 (robust 0.020); with this
+                # untimed call first, 0.024 (robust 0.017) (docs/merge-gate.md, "Duet").
+                call()
             barrier.wait(BARRIER_TIMEOUT_S)
             start = time.perf_counter()
             for _ in range(inner):
