@@ -96,7 +96,7 @@ def _segments(args: argparse.Namespace) -> None:
 
     print(
         "| run | benchmark | mode | segments | slower | same | faster | undecided "
-        "| rounds to a decision (median) | per-round log-ratio SD |"
+        "| rounds to a decision (median) | per-round log ratio: SD, robust SD (MAD) |"
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for run in args.runs:
@@ -131,11 +131,13 @@ def _segments(args: argparse.Namespace) -> None:
                 )
             ]  # fmt: skip
             sd = statistics.stdev(ratios) if len(ratios) > 1 else math.nan
+            centre = statistics.median(ratios)
+            mad = 1.4826 * statistics.median(abs(r - centre) for r in ratios)
             median = statistics.median(decided_at) if decided_at else "-"
             print(
                 f"| {run.name} | {bench['name']} | {mode} | {sum(counts.values())} | "
                 f"{counts['slower']} | {counts['same']} | {counts['faster']} | "
-                f"{counts['undecided']} | {median} | {sd:.4f} |"
+                f"{counts['undecided']} | {median} | {sd:.4f}, {mad:.4f} |"
             )
 
 

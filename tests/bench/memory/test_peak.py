@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from fake_time import FakeTime
 from memory_folders import ballasted_pair
 
 from faceperf.bench.memory.child import measure_phases
+from faceperf.bench.memory.compare import MemoryThreshold, compare_peaks
 from faceperf.bench.memory.meters import LINUX_HWM, MemoryMeasurementError, Reading
 from faceperf.bench.memory.peak import (
     MTCNN,
@@ -21,6 +23,7 @@ from faceperf.bench.memory.peak import (
     measure_peaks,
     measure_trace,
 )
+from faceperf.verdicts import Verdict
 
 MB = 10**6
 
@@ -188,3 +191,40 @@ def test_the_mtcnn_cascade_is_measured_as_one_subject(artifacts_dir):
     assert (record.subject, record.calls) == (MTCNN, 2)
     # Detection allocates what loading does not: the pyramid and every stage's batches.
     assert record.phase("steady").above_floor_bytes > record.phase("load").above_floor_bytes
+
+
+def test_the_child_sees_the_folder_and_feed_through_paths_of_one_length(tmp_path):
+    seen = []
+
+    def run(command, **_):
+        request = json.loads(command[-1])
+        seen.append((request["directory"], request["feed"]))
+        assert Path(request["directory"]).is_dir()  # the alias is live while the child runs
+        return subprocess.CompletedProcess(
+            command, 1, "", f"ArtifactError: {request['directory']}/x\n"
+        )
+
+    short, long = tmp_path / "a", tmp_path / ("a-much-longer-folder-name" * 3)
+    for folder in (short, long):
+        folder.mkdir()
+        (folder / "in.npy").write_bytes(b"")
+        request = MemoryRequest(folder, "star", "optimized", feed=folder / "in.npy")
+        # a failure still names the folder the user gave, not the alias
+        with pytest.raises(MemoryMeasurementError, match=f"ArtifactError: {folder}/x$"):
+            measure_peaks(request, run=run)
+    (first, first_feed), (second, second_feed) = seen
+    assert len(first) == len(second) and len(first_feed) == len(second_feed)
+    assert first != str(short) and Path(first).name == "a"
+
+
+def test_one_file_reads_the_same_memory_from_folders_of_any_path_length(artifacts_dir, tmp_path):
+    # The heap's layout around the child's path strings moved STAR's steady peak by 5 MiB
+    # between a 10- and a 24-character folder of identical files: a false "larger".
+    far = tmp_path / ("a-folder-with-a-much-longer-name" * 2)
+    far.symlink_to(artifacts_dir.resolve(), target_is_directory=True)
+    near, distant = (
+        measure_models(folder, ["star"], ["optimized_fp16"], calls=2, pipeline_frames=0)[0]
+        for folder in (artifacts_dir, far)
+    )
+    change = compare_peaks("star-optimized_fp16", near, distant, MemoryThreshold())
+    assert change.verdict is Verdict.SAME, change
