@@ -13,12 +13,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
+from accuracy_runs import failing_check_line, suite_fails
 
 from faceperf.accuracy import jitter
 from faceperf.accuracy.cases import Candidate
@@ -38,7 +37,6 @@ from faceperf.accuracy.tolerances import ParityLimit, load_tolerances
 from faceperf.artifacts.manifest import read_manifest
 from faceperf.cli import main
 from faceperf.fixtures import faces as fixture_faces
-from faceperf.paths import repo_root
 from faceperf.pipeline.landmarker import StarLandmarker
 from faceperf.verdicts import Verdict
 
@@ -319,48 +317,8 @@ def test_rounded_box_offsets_fail_the_jitter_check_through_the_command_and_the_s
     # every clip trembles more than the reference's +5 %
     assert all(not m.passed and m.value > 1.2 * m.limit.reference for m in shaken)
 
-    code = main(
-        [
-            "accuracy",
-            "check",
-            "--candidate",
-            str(candidate.directory),
-            "--subjects",
-            "retinaface",
-            "--variants",
-            "optimized",
-        ]
+    line = failing_check_line(
+        candidate.directory, "retinaface", "optimized", "jitter[boxes]", capsys
     )
-    out = capsys.readouterr().out
-    assert code == 1, out
-    line = next(line.strip() for line in out.splitlines() if "jitter[boxes]" in line)
     assert line.startswith("retinaface optimized [") and line.endswith("+ 5 %): FAILS")
-
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "accuracy_tests",
-            "-m",
-            "accuracy",
-            "-q",
-            "-rfs",
-            "-p",
-            "no:cacheprovider",
-            "--candidate",
-            str(candidate.directory),
-            "-k",
-            "test_accuracy and retinaface-optimized-jitter",
-        ],
-        cwd=repo_root(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert run.returncode == 1, run.stdout + run.stderr
-    assert (
-        "FAILED accuracy_tests/test_accuracy.py::test_accuracy[retinaface-optimized-jitter]"
-        in run.stdout
-    )
-    assert line in run.stdout
+    assert line in suite_fails(candidate.directory, "retinaface-optimized-jitter")

@@ -6,12 +6,11 @@ pytest suite and the fault catalogue share) naming output, case, worst value and
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import onnx
 import pytest
+from accuracy_runs import failing_check_line, suite_fails
 from onnx import TensorProto, helper
 
 from faceperf.accuracy.cases import SUBJECTS, Candidate
@@ -28,8 +27,6 @@ from faceperf.accuracy.tolerances import (
     default_tolerances_path,
     load_tolerances,
 )
-from faceperf.cli import main
-from faceperf.paths import repo_root
 from faceperf.verdicts import Verdict
 
 TOLERANCES = load_tolerances()
@@ -213,47 +210,6 @@ def test_the_check_command_and_the_pytest_suite_report_a_range_failure(
     artifacts_dir, tmp_path, capsys
 ):
     candidate = build_candidate(FAULTS["au_relu_dropped"], "mtl", artifacts_dir, tmp_path / "c")
-    code = main(
-        [
-            "accuracy",
-            "check",
-            "--candidate",
-            str(candidate.directory),
-            "--subjects",
-            "mtl",
-            "--variants",
-            "optimized",
-        ]
-    )
-    out = capsys.readouterr().out
-    assert code == 1, out
-    line = next(line.strip() for line in out.splitlines() if "range[au]" in line)
+    line = failing_check_line(candidate.directory, "mtl", "optimized", "range[au]", capsys)
     assert line.startswith("mtl optimized [") and line.endswith("(limit in [0, 1.01]): FAILS")
-
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "accuracy_tests",
-            "-m",
-            "accuracy",
-            "-q",
-            "-rfs",
-            "-p",
-            "no:cacheprovider",
-            "--candidate",
-            str(candidate.directory),
-            "-k",
-            "test_accuracy and mtl-optimized-ranges",
-        ],
-        cwd=repo_root(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert run.returncode == 1, run.stdout + run.stderr
-    assert "FAILED accuracy_tests/test_accuracy.py::test_accuracy[mtl-optimized-ranges]" in (
-        run.stdout
-    )
-    assert line in run.stdout
+    assert line in suite_fails(candidate.directory, "mtl-optimized-ranges")

@@ -12,30 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from accuracy_runs import accuracy_suite
 
 from faceperf.accuracy.faults import FAULTS, build_candidate
 from faceperf.artifacts.layout import artifact_path
 from faceperf.artifacts.manifest import read_manifest, write_manifest
 from faceperf.cli import main
-from faceperf.paths import repo_root
 from faceperf.weights.provenance import WeightSource
 
 pytestmark = pytest.mark.slow
-
-
-def _suite(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "accuracy_tests", "-m", "accuracy", "-q", "-rfs", *args],
-        cwd=repo_root(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 def _copy(artifacts_dir: Path, target: Path, models: list[str]) -> Path:
@@ -49,7 +37,7 @@ def _copy(artifacts_dir: Path, target: Path, models: list[str]) -> Path:
 
 def test_a_faulty_candidate_fails_naming_what_where_and_by_how_much(artifacts_dir, tmp_path):
     candidate = build_candidate(FAULTS["mtl_heads_swapped"], "mtl", artifacts_dir, tmp_path / "c")
-    run = _suite("--candidate", str(candidate.directory))
+    run = accuracy_suite("--candidate", str(candidate.directory))
     assert run.returncode == 1, run.stdout + run.stderr
     assert (
         "FAILED accuracy_tests/test_accuracy.py::test_accuracy[mtl-optimized-multitask]"
@@ -68,7 +56,7 @@ def test_the_suite_and_the_command_fail_an_fp32_graph_filed_as_fp16_alike(
 ):
     candidate = build_candidate(FAULTS["fp16_is_fp32"], "mtl", artifacts_dir, tmp_path / "c")
     finding = "mtl/optimized_fp16: precision: claims float16 but only 0% of its weights are FP16"
-    run = _suite("--candidate", str(candidate.directory), "-k", "mtl")
+    run = accuracy_suite("--candidate", str(candidate.directory), "-k", "mtl")
     assert run.returncode == 1, run.stdout + run.stderr
     failed = [line for line in run.stdout.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 1, run.stdout
@@ -84,7 +72,7 @@ def test_a_corrupt_artifact_is_one_clear_failure(artifacts_dir, tmp_path):
     candidate = _copy(artifacts_dir, tmp_path / "c", ["star"])
     path = artifact_path(candidate, "star", "optimized")
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    run = _suite("--candidate", str(candidate), "-k", "star")
+    run = accuracy_suite("--candidate", str(candidate), "-k", "star")
     assert run.returncode == 1, run.stdout + run.stderr
     failed = [line for line in run.stdout.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 1, run.stdout
@@ -101,7 +89,7 @@ def test_references_from_other_weights_give_one_message_with_the_way_out(artifac
     real = WeightSource("real", {"sha256": "cd" * 32})
     manifest.models["star"] = dataclasses.replace(manifest.models["star"], weights=real)
     write_manifest(candidate, manifest)
-    run = _suite("--candidate", str(candidate), "-k", "star and not conformance")
+    run = accuracy_suite("--candidate", str(candidate), "-k", "star and not conformance")
     assert run.returncode == 1, run.stdout + run.stderr
     failed = [line for line in run.stdout.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 1 and "test_references_match_the_weights[star]" in failed[0]
@@ -115,6 +103,6 @@ def test_references_from_other_weights_give_one_message_with_the_way_out(artifac
 def test_a_malformed_tolerances_file_stops_the_run_at_collection(artifacts_dir, tmp_path):
     bad = tmp_path / "tolerances.toml"
     bad.write_text("[landmark]\nnme_max_pct = 0.5\n")
-    run = _suite("--artifacts", str(artifacts_dir), "--tolerances", str(bad))
+    run = accuracy_suite("--artifacts", str(artifacts_dir), "--tolerances", str(bad))
     assert run.returncode == pytest.ExitCode.USAGE_ERROR, run.stdout + run.stderr
     assert f"{bad}: unknown section [landmark]" in run.stderr
