@@ -43,7 +43,7 @@ test: artifacts
 PERF_REFERENCE ?= merge-base
 
 perf: artifacts
-	$(PY) -m pytest -m perf --perf-reference $(PERF_REFERENCE)
+	$(PY) -m pytest -m perf --perf-reference=$(PERF_REFERENCE)
 
 # The long runs, a nightly job's: every model 2000 calls, the MTCNN cascade and the Face Mirror
 # pipeline 1000 frames each, resident memory sampled (about 45 min on a 2-core VM), and the
