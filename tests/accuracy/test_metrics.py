@@ -15,6 +15,7 @@ from faceperf.accuracy.metrics import (
     EMOTION_COUNT,
     au_deltas,
     auc,
+    decided_emotion_agreement,
     emotion_agreement,
     failure_rate,
     gaze_angle_deg,
@@ -515,3 +516,16 @@ def test_head_widths_match_the_model():
     from faceperf.models.mtl import AU_NAMES, EMOTION_NAMES
 
     assert (len(AU_NAMES), len(EMOTION_NAMES)) == (AU_COUNT, EMOTION_COUNT)
+
+
+def test_emotion_agreement_counts_only_the_faces_the_reference_decides():
+    reference = np.full((3, 8), 0.02)
+    reference[0, 0], reference[0, 1] = 0.80, 0.06  # decided: class 0
+    reference[1, 2], reference[1, 3] = 0.44, 0.42  # undecided: may flip
+    reference[2, 4], reference[2, 5] = 0.70, 0.18  # decided: class 4
+    candidate = reference.copy()
+    candidate[1, [2, 3]] = candidate[1, [3, 2]]  # the undecided face flips
+    assert decided_emotion_agreement(reference, candidate, 0.05) == 1.0
+    candidate[2, [4, 5]] = candidate[2, [5, 4]]  # a decided face flips
+    assert decided_emotion_agreement(reference, candidate, 0.05) == 0.5
+    assert decided_emotion_agreement(reference, candidate, 0.9) == 1.0  # none decided

@@ -34,6 +34,7 @@ from faceperf.accuracy.cases import SUBJECT_MODELS, Candidate, Outputs
 from faceperf.accuracy.compare import (
     BINS,
     DETECTION_CONFIDENCE,
+    SAME_FACE_IOU,
     Measurement,
     OutputMismatchError,
 )
@@ -49,9 +50,6 @@ from faceperf.pipeline.mtcnn_detector import FACENET_DEFAULTS, MTCNNDetector
 from faceperf.pipeline.multitask import MultitaskAnalyzer
 from faceperf.pipeline.retinaface_detector import RetinaFaceDetector, RetinaFaceSettings
 
-# A detection is the bin's face when it overlaps the face's known box this much (as compare.py
-# and jitter.py pair a detection with a face).
-SAME_FACE_IOU = 0.5
 DIGEST = "frame_sha256"  # stored per case for whoever needs it; not checked
 
 
@@ -173,13 +171,10 @@ def _judge_mtl(
 
     au = metrics.au_deltas(stack(reference, "au"), stack(candidate, "au")).max_abs
     gaze = metrics.gaze_angle_deg(stack(reference, "gaze"), stack(candidate, "gaze"))
-    probs = stack(reference, "emotion_probs")
-    top2 = np.sort(probs, axis=1)[:, -2:]
-    decided = (top2[:, 1] - top2[:, 0]) >= tolerances.value("multitask", "emotion_margin", variant)
-    agreement = (
-        metrics.emotion_agreement(probs[decided], stack(candidate, "emotion_probs")[decided])
-        if decided.any()
-        else 1.0
+    agreement = metrics.decided_emotion_agreement(
+        stack(reference, "emotion_probs"),
+        stack(candidate, "emotion_probs"),
+        tolerances.value("multitask", "emotion_margin", variant),
     )
     return {
         "au_max_abs": (au, "au_max_abs"),

@@ -38,8 +38,9 @@ CHECKS: dict[str, tuple[str, ...]] = {
 COSTLY_CHECKS = (JITTER, BINS)
 # The score a detection must reach to be reported, per detector (the pipeline's defaults).
 DETECTION_CONFIDENCE = {"retinaface": 0.5, "mtcnn": FACENET_DEFAULTS.thresholds[2]}
-# A detection pairs with a reference face at this IoU; min_iou then judges how well it agrees.
-_SAME_FACE_IOU = 0.5
+# A detection pairs with a reference face (or a known face box: jitter.py, bins.py) at this IoU;
+# min_iou then judges how well it agrees.
+SAME_FACE_IOU = 0.5
 ALL_CASES = "all"
 
 
@@ -177,7 +178,7 @@ def _detections(judge: _Judge, reference: Outputs, candidate: Outputs) -> list[M
         threshold = float(expected.get("confidence", DETECTION_CONFIDENCE[judge.subject]))
         confident = threshold * (1.0 + borderline)
         actual = candidate[case]
-        match = metrics.match_detections(actual["boxes"], expected["boxes"], _SAME_FACE_IOU)
+        match = metrics.match_detections(actual["boxes"], expected["boxes"], SAME_FACE_IOU)
         ref_sure = expected["scores"] >= confident
         cand_sure = actual["scores"] >= confident
         # A pair counts when either side is sure of it; an unmatched face only when it is sure.
@@ -249,14 +250,10 @@ def _multitask(judge: _Judge, reference: Outputs, candidate: Outputs) -> list[Me
             MULTITASK, ALL_CASES, "au_mean_abs", overall.mean_abs, "multitask", "au_mean_abs"
         )
     )
-    probs = stack(reference, "emotion_probs")
-    top2 = np.sort(probs, axis=1)[:, -2:]
-    # A face the reference itself barely decides between two emotions may flip honestly.
-    decided = (top2[:, 1] - top2[:, 0]) >= judge.value("multitask", "emotion_margin")
-    agreement = (
-        metrics.emotion_agreement(probs[decided], stack(candidate, "emotion_probs")[decided])
-        if decided.any()
-        else 1.0
+    agreement = metrics.decided_emotion_agreement(
+        stack(reference, "emotion_probs"),
+        stack(candidate, "emotion_probs"),
+        judge.value("multitask", "emotion_margin"),
     )
     found.append(
         judge.measure(

@@ -34,7 +34,7 @@ import numpy as np
 
 from faceperf.accuracy.cases import Candidate, Outputs
 from faceperf.accuracy.clips import CLIPS, Clip, make_clip, to_photo, zoom
-from faceperf.accuracy.compare import JITTER, Measurement, OutputMismatchError
+from faceperf.accuracy.compare import JITTER, SAME_FACE_IOU, Measurement, OutputMismatchError
 from faceperf.accuracy.metrics import WFLW_LEFT_EYE_CORNER, WFLW_RIGHT_EYE_CORNER
 from faceperf.accuracy.references import JITTER_SUBJECTS, ReferenceSet
 from faceperf.accuracy.tolerances import Tolerances
@@ -49,9 +49,6 @@ _POINTS: dict[str, tuple[str, str]] = {
     "star": ("landmarks", "landmarks_margin_pct"),
     "retinaface": ("boxes", "boxes_margin_pct"),
 }
-# A detection is the clip's face when it overlaps the face's known box this much (as compare.py
-# pairs a detection with a reference face).
-SAME_FACE_IOU = 0.5
 # What a jitter reference stores per clip besides the subject's outputs (the frames' sha256 for
 # whoever needs to know whether their frames are bit for bit the reference's; not checked).
 SCALE, VALUE, TRANSFORMS, DIGEST = "scale", "jitter", "transforms", "frames_sha256"

@@ -481,3 +481,22 @@ def emotion_agreement(reference_logits: np.ndarray, candidate_logits: np.ndarray
         ("reference_logits", "candidate_logits"), reference_logits, candidate_logits, EMOTION_COUNT
     )
     return float(np.mean(np.argmax(ref, axis=1) == np.argmax(cand, axis=1)))
+
+
+def decided_emotion_agreement(
+    reference_probs: np.ndarray, candidate_probs: np.ndarray, margin: float
+) -> float:
+    """``emotion_agreement`` over the faces whose reference top two emotions differ by at least
+    ``margin`` in probability; 1.0 when none does. A face the reference itself barely decides
+    between two emotions may flip honestly.
+
+    Args:
+        reference_probs: (N, 8) trusted emotion probabilities.
+        candidate_probs: (N, 8) from the artifact under test.
+        margin: the least gap between the reference's two most probable emotions.
+    """
+    top2 = np.sort(reference_probs, axis=1)[:, -2:]
+    decided = (top2[:, 1] - top2[:, 0]) >= margin
+    if not decided.any():
+        return 1.0
+    return emotion_agreement(reference_probs[decided], candidate_probs[decided])
